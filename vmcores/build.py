@@ -252,19 +252,21 @@ class Guest:
         )
 
     def dump(self, vmcore: Path) -> None:
-        from qemu.qmp.legacy import QEMUMonitorProtocol
+        from vmcores.qmp import QMPClient, QMPError
 
-        qmp = QEMUMonitorProtocol(str(self.qmp_path))
-        qmp.connect()
+        qmp = QMPClient(str(self.qmp_path))
         try:
-            qmp.cmd("stop")
+            qmp.execute("stop")
             part = vmcore.with_suffix(".part")
             part.unlink(missing_ok=True)
-            r = qmp.cmd_raw("dump-guest-memory", {"paging": False, "protocol": f"file:{part}"})
-            if "error" in r:
-                raise BuildError(f"dump-guest-memory failed: {r['error']}")
+            qmp.execute("dump-guest-memory", {"paging": False, "protocol": f"file:{part}"})
             part.replace(vmcore)
-            qmp.cmd("quit")
+            try:
+                qmp.execute("quit")
+            except (QMPError, OSError):
+                pass  # QEMU may close the socket before it answers "quit"
+        except QMPError as e:
+            raise BuildError(f"QMP: {e}") from e
         finally:
             qmp.close()
 
@@ -425,8 +427,8 @@ def build(
             try:
                 results.append(fut.result())
                 say(f"factory: {n}/{len(pairs)} done")
-            except (BuildError, subprocess.CalledProcessError, OSError) as e:
-                errors.append(f"[{k.series} {sc.name}] {e}")
+            except Exception as e:  # one bad pair must not hide the others' results
+                errors.append(f"[{k.series} {sc.name}] {type(e).__name__}: {e}")
                 say(f"factory: {n}/{len(pairs)} FAILED [{k.series} {sc.name}]")
     if errors:
         raise BuildError("\n".join(errors))

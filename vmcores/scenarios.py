@@ -240,7 +240,7 @@ def _overflow() -> Scenario:
             Consumer(
                 "codec-consumer",
                 "rmem-inspect,test-codec",
-                ("pool9", "ip59"),
+                ("pool9", "ip53"),
                 ("frames", "firmware"),
             ),
         ),

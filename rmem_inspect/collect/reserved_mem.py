@@ -1,0 +1,240 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""
+reserved_mem
+------------
+
+Read the kernel's ``reserved_mem`` array (drivers/of/of_reserved_mem.c) in all
+three layouts found in the field, detected from the debug info:
+
+- static array (<= 6.11): ``struct reserved_mem reserved_mem[MAX_RESERVED_REGIONS]``;
+- dynamic array (6.12+, commit 00c9a452a235 "of: reserved_mem: Add code to
+  dynamically allocate reserved_mem array"): ``struct reserved_mem *reserved_mem``
+  pointing at a memblock allocation of ``total_reserved_mem_cnt`` entries, with
+  the init-time ``reserved_mem_array[MAX_RESERVED_REGIONS] __initdata``;
+- 7.x drops ``fdt_node`` from the struct and gives ``struct reserved_mem_ops``
+  node_validate/node_fixup/node_init.
+
+All globals are ``static`` and the name ``reserved_mem_count`` exists twice on
+6.12+ (mm/memblock.c has its own, for reserve_mem=), so every lookup is
+qualified with the file name.
+"""
+
+from __future__ import annotations
+
+from drgn import FaultError, Object, Program
+
+from rmem_inspect.collect._util import has_member, read_cstr, symbol_name
+from rmem_inspect.model import ReservedMemState, RmemEntry
+
+__all__ = [
+    "ENTRY_READ_CAP",
+    "NoReservedMem",
+    "for_each_reserved_mem",
+    "read_reserved_mem",
+    "reserved_mem_variable",
+]
+
+FILE = "of_reserved_mem.c"
+#: Never read more entries than this, whatever count the kernel claims.
+ENTRY_READ_CAP = 65536
+
+
+class NoReservedMem(LookupError):
+    """The kernel has no reserved_mem (CONFIG_OF_RESERVED_MEM is off)."""
+
+
+def reserved_mem_variable(prog: Program, name: str) -> Object:
+    """A static variable of of_reserved_mem.c, looked up with its file name."""
+    return prog.variable(name, FILE)
+
+
+def for_each_reserved_mem(prog: Program) -> list[Object]:
+    """The ``struct reserved_mem`` objects in use (bounded by capacity and a hard cap)."""
+    state = read_reserved_mem(prog)
+    tp = prog.type("struct reserved_mem")
+    return [Object(prog, tp, address=e.address) for e in state.entries]
+
+
+def read_reserved_mem(prog: Program) -> ReservedMemState:
+    """Read the array, its count and capacity, and the dynamic-array evidence.
+
+    :raises NoReservedMem: the kernel was built without CONFIG_OF_RESERVED_MEM.
+    """
+    try:
+        rm = reserved_mem_variable(prog, "reserved_mem")
+    except LookupError as e:
+        raise NoReservedMem(str(e)) from e
+    entry_type = prog.type("struct reserved_mem")
+    entry_size = entry_type.size or 0
+    ops_type = prog.type("struct reserved_mem_ops")
+    ops_layout = "node" if has_member(ops_type, "node_init") else "device"
+    errors: list[str] = []
+
+    count: int | None
+    try:
+        count = reserved_mem_variable(prog, "reserved_mem_count").value_()
+    except (LookupError, FaultError) as e:
+        errors.append(f"reserved_mem_count unreadable: {e}")
+        count = None
+
+    if rm.type_.kind.name == "ARRAY":
+        max_regions = rm.type_.length or 0
+        state = ReservedMemState(
+            layout="static-array",
+            ops_layout=ops_layout,
+            count=count,
+            capacity=max_regions,
+            max_regions=max_regions,
+            array_address=rm.address_ or 0,
+            entry_size=entry_size,
+        )
+    else:
+        state = _read_dynamic(prog, rm, ops_layout, count, entry_size, errors)
+    state.errors = errors
+    state.entries = _read_entries(prog, state)
+    return state
+
+
+def _read_dynamic(
+    prog: Program,
+    rm: Object,
+    ops_layout: str,
+    count: int | None,
+    entry_size: int,
+    errors: list[str],
+) -> ReservedMemState:
+    try:
+        array_address = rm.value_()
+    except FaultError as e:
+        errors.append(f"reserved_mem pointer unreadable: {e}")
+        array_address = 0
+    capacity: int | None
+    try:
+        capacity = reserved_mem_variable(prog, "total_reserved_mem_cnt").value_()
+    except (LookupError, FaultError) as e:
+        errors.append(f"total_reserved_mem_cnt unreadable: {e}")
+        capacity = None
+    init_addr: int | None = None
+    max_regions = 64
+    try:
+        ra = reserved_mem_variable(prog, "reserved_mem_array")
+        init_addr = ra.address_
+        max_regions = ra.type_.length or max_regions
+    except LookupError:
+        errors.append("reserved_mem_array (the init-time array) not found in the debug info")
+    state = ReservedMemState(
+        layout="dynamic-array",
+        ops_layout=ops_layout,
+        count=count,
+        capacity=capacity,
+        max_regions=max_regions,
+        array_address=array_address,
+        entry_size=entry_size,
+        init_array_address=init_addr,
+        init_array_bytes=max_regions * entry_size,
+    )
+    if init_addr is not None:
+        _init_array_evidence(prog, state)
+    if array_address:
+        try:
+            from drgn.helpers.linux.mm import virt_to_phys
+
+            state.array_phys = virt_to_phys(Object(prog, "void *", array_address)).value_()
+        except (FaultError, LookupError, ValueError, NotImplementedError) as e:
+            errors.append(f"cannot translate reserved_mem {array_address:#x} to physical: {e}")
+    return state
+
+
+def _init_array_evidence(prog: Program, state: ReservedMemState) -> None:
+    """Is the init array in the freed init section, unmapped, its pages given back?"""
+    assert state.init_array_address is not None
+    addr = state.init_array_address
+    state.points_to_init_array = state.array_address == addr
+    try:
+        begin = prog.symbol("__init_begin").address
+        end = prog.symbol("__init_end").address
+        state.init_section = (begin, end)
+        state.init_array_in_init_section = begin <= addr < end
+    except LookupError:
+        pass
+    try:
+        prog.read(addr, 1)
+        state.init_array_readable = True
+    except FaultError:
+        state.init_array_readable = False
+    # Page frames behind the array: PG_reserved is set on every memblock-reserved
+    # page at boot and cleared when free_initmem() hands init pages back.
+    try:
+        from drgn.helpers.linux.mm import PageReserved, pfn_to_page
+
+        kimage_voffset = prog["kimage_voffset"].value_()
+        page_size = prog["PAGE_SIZE"].value_()
+    except (LookupError, FaultError, ImportError) as e:
+        state.init_array_page_evidence.append(f"cannot locate the init array's pages: {e}")
+        return
+    phys = addr - kimage_voffset
+    first = phys // page_size
+    last = (phys + max(state.init_array_bytes, 1) - 1) // page_size
+    state.init_array_pages = last - first + 1
+    freed = 0
+    for pfn in range(first, last + 1):
+        try:
+            page = pfn_to_page(prog, pfn)
+            reserved = bool(PageReserved(page))
+            refcount = page._refcount.counter.value_()
+        except (FaultError, LookupError) as e:
+            state.init_array_page_evidence.append(f"pfn {pfn:#x}: page struct unreadable ({e})")
+            state.init_array_pages_freed = None
+            return
+        if not reserved:
+            freed += 1
+        state.init_array_page_evidence.append(
+            f"pfn {pfn:#x} (phys {pfn * page_size:#x}): PG_reserved={int(reserved)} "
+            f"_refcount={refcount}"
+        )
+    state.init_array_pages_freed = freed
+
+
+def _read_entries(prog: Program, state: ReservedMemState) -> list[RmemEntry]:
+    n = state.count if state.count is not None else 0
+    limit = min(max(n, 0), ENTRY_READ_CAP)
+    if state.capacity is not None and 0 <= state.capacity:
+        limit = min(limit, state.capacity)
+    if state.layout == "static-array":
+        limit = min(limit, state.max_regions)
+    if not state.array_address:
+        return []
+    tp = prog.type("struct reserved_mem")
+    has_fdt_node = has_member(tp, "fdt_node")
+    has_phandle = has_member(tp, "phandle")
+    entries = []
+    for i in range(limit):
+        address = state.array_address + i * state.entry_size
+        try:
+            obj = Object(prog, tp, address=address).read_()
+        except FaultError as e:
+            entries.append(
+                RmemEntry(index=i, address=address, name=None, base=0, size=0, error=str(e))
+            )
+            continue
+        name_ptr = obj.name.value_()
+        name = read_cstr(prog, name_ptr)
+        ops_address = obj.ops.value_()
+        entries.append(
+            RmemEntry(
+                index=i,
+                address=address,
+                name=name,
+                base=obj.base.value_(),
+                size=obj.size.value_(),
+                ops=symbol_name(prog, ops_address),
+                ops_address=ops_address,
+                fdt_node=obj.fdt_node.value_() if has_fdt_node else None,
+                phandle=obj.phandle.value_() if has_phandle else None,
+                priv=obj.priv.value_(),
+                error=(
+                    f"name pointer {name_ptr:#x} unreadable" if name is None and name_ptr else None
+                ),
+            )
+        )
+    return entries
