@@ -54,6 +54,8 @@ def symbol_name(prog: Program, address: int) -> str | None:
 def has_member(obj_or_type: Object, name: str) -> bool:
     """Whether a struct (Object or Type) has member ``name`` (probe, never version-compare)."""
     tp = obj_or_type.type_ if isinstance(obj_or_type, Object) else obj_or_type
+    while tp.kind.name in ("POINTER", "TYPEDEF"):
+        tp = tp.type
     try:
         tp.member(name)
     except LookupError:

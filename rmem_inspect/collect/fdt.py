@@ -249,6 +249,12 @@ def _struct(blob: bytes, header: _Header, max_nodes: int, max_depth: int) -> Raw
         token = _u32(blob, offset)
         token_offset = offset
         offset += 4
+        if token_offset == start and token != FDT_BEGIN_NODE:
+            # libfdt (and so the kernel) expects the root node at offset 0.
+            raise FdtError(
+                f"struct block at offset {start:#x} starts with token {token:#x} instead of "
+                "FDT_BEGIN_NODE"
+            )
         if token == FDT_BEGIN_NODE:
             if root is not None and not stack:
                 raise FdtError(f"second root node at offset {token_offset:#x}")

@@ -9,9 +9,8 @@ memblock_flags`` as found in the debug info (values differ across kernels).
 
 Only architectures with CONFIG_ARCH_KEEP_MEMBLOCK (arm64 among them) keep the
 region arrays after boot; elsewhere memblock_discard() frees them and whatever
-the arrays hold is stale. That is detected (the arrays point back at the
-``__initdata`` static arrays, or ``memblock_discard`` exists without
-``CONFIG_ARCH_KEEP_MEMBLOCK``) and reported instead of trusted.
+the arrays hold is stale. That is detected (the symbol ``memblock_discard``
+exists only without CONFIG_ARCH_KEEP_MEMBLOCK) and reported instead of trusted.
 """
 
 from __future__ import annotations
@@ -52,8 +51,10 @@ def decode_flags(flags: int, values: dict[str, int]) -> list[str]:
 def _kept_after_boot(prog: Program) -> tuple[bool, str | None]:
     """Whether the memblock arrays are still valid after boot."""
     try:
-        # memblock_discard() exists only without CONFIG_ARCH_KEEP_MEMBLOCK.
-        prog.function("memblock_discard")
+        # memblock_discard() is a real (__init) function only without
+        # CONFIG_ARCH_KEEP_MEMBLOCK; with it, the header makes it an empty static
+        # inline, which has DWARF but no symbol. So probe the symbol table.
+        prog.symbol("memblock_discard")
     except LookupError:
         return True, None
     return False, (
