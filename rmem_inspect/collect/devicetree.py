@@ -206,8 +206,9 @@ def _status(node: RawNode, path: str, errors: list[str]) -> str:
 
 def _phandle(node: RawNode, path: str, errors: list[str]) -> int | None:
     """
-    The node's phandle: like the kernel's unflattening code, the first non-zero
-    ``phandle`` or ``linux,phandle`` property, in property order.
+    The node's phandle: like the kernel's unflattening code, the first
+    ``phandle`` or ``linux,phandle`` property in property order that holds a
+    valid phandle (0 and 0xffffffff are not: Devicetree Specification 2.3.3).
     """
     for prop, value in node.props.items():
         if prop not in ("phandle", "linux,phandle"):
@@ -393,8 +394,8 @@ def decode_tree(root: RawNode, source: str) -> DtInfo:
             continue
         if phandle in phandles:
             errors.append(
-                f"{path}: phandle {phandle:#x} is already used by {phandles[phandle]}; "
-                "references resolve to the latter"
+                f"{path}: phandle {phandle:#x} is already used by {phandles[phandle]}, "
+                "which references resolve to"
             )
             continue
         phandles[phandle] = path

@@ -39,6 +39,8 @@ FDT_MAX_TOTAL_SIZE = 0x7FFFFFFF
 #: the limit bounds the time and memory spent on corrupt names.
 MAX_NAME_LENGTH = 255
 
+#: Characters allowed in names: printable ASCII without "/" (deleting them leaves nothing).
+_NAME_CHARS = bytes(c for c in range(0x21, 0x7F) if c != 0x2F)
 _U32 = struct.Struct(">I")
 _RSV_ENTRY = struct.Struct(">QQ")
 _PROP_HEADER = struct.Struct(">II")
@@ -140,8 +142,8 @@ def _parse_header(blob: bytes, max_size: int) -> _Header:
             f"totalsize {total_size} at offset 0x4 is larger than the limit of {max_size} bytes"
         )
     # The memory reservation block has no size field: it ends at its
-    # terminating entry, checked by the parser. It needs room for that entry.
-    _check_block("memory reservation block", 0x10, off_mem_rsvmap, 16, header_size, total_size)
+    # terminating entry, which the parser looks for.
+    _check_block("memory reservation block", 0x10, off_mem_rsvmap, 0, header_size, total_size)
     if off_mem_rsvmap % 8:
         raise FdtError(
             f"memory reservation block offset {off_mem_rsvmap:#x} (header field at 0x10) "
@@ -209,7 +211,7 @@ def _name(blob: bytes, offset: int, end: int, what: str) -> str:
     raw = blob[offset:nul]
     # Printable ASCII without "/": node names become path components, property
     # names file names under /sys/firmware/devicetree.
-    if not all(0x21 <= c <= 0x7E and c != 0x2F for c in raw):
+    if raw.translate(None, _NAME_CHARS):
         raise FdtError(f"{what} at offset {offset:#x} has characters that are not allowed")
     return raw.decode("ascii")
 

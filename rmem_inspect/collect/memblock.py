@@ -56,11 +56,19 @@ def _kept_after_boot(prog: Program) -> tuple[bool, str | None]:
         # inline, which has DWARF but no symbol. So probe the symbol table.
         prog.symbol("memblock_discard")
     except LookupError:
-        return True, None
-    return False, (
-        "this kernel frees memblock's arrays after boot (no CONFIG_ARCH_KEEP_MEMBLOCK): "
-        "memblock cannot be trusted"
-    )
+        pass
+    else:
+        return False, (
+            "this kernel frees memblock's arrays after boot (no CONFIG_ARCH_KEEP_MEMBLOCK): "
+            "memblock cannot be trusted"
+        )
+    try:
+        # memblock_discard() also resets mm/memblock.c's memblock_memory to NULL.
+        if not prog.variable("memblock_memory", "memblock.c").value_():
+            return False, "memblock_memory is NULL: memblock was discarded after boot"
+    except (LookupError, FaultError):
+        pass
+    return True, None
 
 
 def _read_type(

@@ -389,9 +389,7 @@ def test_more_than_two_cells() -> None:
     info = decode_dts(dts)
     wide, flags = info.regions
     assert wide.reg == [(0x50000000, 0x1000)]
-    assert wide.invalid == [
-        "#address-cells 3 is more than 2: addresses keep their low 64 bits"
-    ]
+    assert wide.invalid == ["#address-cells 3 is more than 2: addresses keep their low 64 bits"]
     # Nothing decoded with the wide cells: no note about them.
     assert flags.invalid == ["neither reg nor size: the kernel skips the node"]
 
@@ -557,8 +555,8 @@ def test_phandle_rules() -> None:
     assert user.targets == ["/reserved-memory/a", None, "/reserved-memory/b"]
     assert info.errors == [
         "/reserved-memory/b: phandle: 0xffffffff is not a valid phandle; ignored",
-        "/reserved-memory/c: phandle 0x7 is already used by /reserved-memory/a; "
-        "references resolve to the latter",
+        "/reserved-memory/c: phandle 0x7 is already used by /reserved-memory/a, "
+        "which references resolve to",
     ]
 
 

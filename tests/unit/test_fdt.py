@@ -277,9 +277,7 @@ def test_nop_between_root_and_end() -> None:
 
 def test_shared_property_names() -> None:
     names = Strings()
-    body = b"".join(
-        begin(f"n{i}") + prop(names("reg"), tok(i)) + end_node() for i in range(3)
-    )
+    body = b"".join(begin(f"n{i}") + prop(names("reg"), tok(i)) + end_node() for i in range(3))
     fdt = parse_fdt(build(minimal_struct(body), names.data))
     assert [c.props["reg"] for c in fdt.root.children] == [tok(0), tok(1), tok(2)]
 
@@ -291,7 +289,9 @@ def test_ten_thousand_nodes(record_property: Callable[[str, object], None]) -> N
         children = "".join(
             f"\t\tn@{i:x} {{ reg = <{i}>; value = <{g} {i}>; }};\n" for i in range(100)
         )
-        groups.append(f"\tg{g} {{\n\t\t#address-cells = <1>;\n\t\t#size-cells = <0>;\n{children}\t}};\n")
+        groups.append(
+            f"\tg{g} {{\n\t\t#address-cells = <1>;\n\t\t#size-cells = <0>;\n{children}\t}};\n"
+        )
     blob = dtc("/dts-v1/;\n/ {\n" + "".join(groups) + "};\n")
     start = time.perf_counter()
     fdt = parse_fdt(blob)

@@ -93,7 +93,9 @@ def test_random_bytes(blob: bytes) -> None:
 def test_random_bytes_after_a_valid_header_start(tail: bytes) -> None:
     # Magic, a totalsize that matches, version 17: the blocks are random.
     total = 40 + len(tail)
-    check(struct.pack(">II", 0xD00DFEED, total) + tail[:12] + struct.pack(">II", 17, 16) + tail[12:])
+    check(
+        struct.pack(">II", 0xD00DFEED, total) + tail[:12] + struct.pack(">II", 17, 16) + tail[12:]
+    )
 
 
 #: One mutation: (kind, position, value). Positions wrap around the blob size.
@@ -190,14 +192,14 @@ NODE_NAMES = st.sampled_from(["reserved-memory", "reserved-memory@0", "memory@0"
 
 
 def raw_nodes() -> st.SearchStrategy[RawNode]:
-    props = st.dictionaries(st.sampled_from(PROPERTY_NAMES), VALUES, max_size=8)
+    props = st.dictionaries(st.sampled_from(PROPERTY_NAMES), VALUES, max_size=6)
     leaf = st.builds(RawNode, name=NODE_NAMES, props=props, children=st.just([]))
     return st.recursive(
         leaf,
         lambda children: st.builds(
             RawNode, name=NODE_NAMES, props=props, children=st.lists(children, max_size=5)
         ),
-        max_leaves=40,
+        max_leaves=20,
     )
 
 

@@ -1,0 +1,930 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""
+checks
+------
+
+Pure functions from a :class:`~rmem_inspect.model.Snapshot` to findings. They
+never touch drgn, so they run the same on a dump, a live kernel or a JSON
+snapshot. Each finding code is one predicate over the snapshot (several may
+hold for one region: a dynamic region the kernel could not allocate is both
+RMEM-DROPPED, absent from ``reserved_mem``, and RMEM-UNALLOCATED, without
+memory), and each carries the evidence it was decided on.
+
+The kernel behaviour encoded here is that of drivers/of/of_reserved_mem.c in
+6.1 (static array), 6.12 (dynamic array) and 7.x (node ops); see SPEC §1.
+Every pass is a sort or a sweep: O(n log n) in regions and memblock entries.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rmem_inspect.model import (
+    DtInfo,
+    DtRegion,
+    LogLine,
+    MemblockRegion,
+    RmemEntry,
+    Snapshot,
+)
+
+__all__ = [
+    "CODES",
+    "Finding",
+    "RegionView",
+    "Report",
+    "run",
+]
+
+#: Every finding code with its default severity and meaning.
+CODES: dict[str, tuple[str, str]] = {
+    "RMEM-DROPPED": ("error", "okay DT region missing from reserved_mem"),
+    "RMEM-UNALLOCATED": ("error", "dynamic region never got memory"),
+    "RMEM-UNTRACKED": ("warning", "DT range reserved in memblock but not in reserved_mem"),
+    "RMEM-NOT-RESERVED": ("error", "tracked region neither memblock-reserved nor NOMAP"),
+    "RMEM-NOMAP-MISSING": ("error", "no-map region without MEMBLOCK_NOMAP"),
+    "RMEM-NOMAP-MAPPED": ("error", "no-map region present in the linear map"),
+    "RMEM-OVERLAP": ("warning", "two regions overlap"),
+    "RMEM-ALLOC-RANGE": ("error", "dynamic region outside its alloc-ranges"),
+    "RMEM-ALIGNMENT": ("warning", "dynamic region not aligned as required"),
+    "RMEM-SIZE-MISMATCH": ("warning", "tracked base/size differs from the DT"),
+    "RMEM-NO-INIT": ("warning", "compatible region no driver initialised"),
+    "RMEM-STATIC-ARRAY": ("info", "kernel uses the fixed-size reserved_mem array"),
+    "RMEM-ARRAY-NOT-DYNAMIC": ("error", "dynamic-capable kernel still uses the init array"),
+    "RMEM-TEMP-ARRAY-LIVE": ("error", "init array not freed, or reserved_mem points into it"),
+    "RMEM-COUNT-CORRUPT": ("error", "count outside 0..capacity, or unreadable entries"),
+    "RMEM-CONSUMER-ORPHAN": ("error", "memory-region points at an untracked region"),
+    "RMEM-CMA-MISSING": ("error", "reusable shared-dma-pool without a CMA area"),
+    "RMEM-DISABLED": ("info", 'status = "disabled" node, skipped on purpose'),
+    "RMEM-DT-FORMAT": ("error", "/reserved-memory has cells/ranges the kernel rejects"),
+    "RMEM-DT-DIVERGED": ("info", "the live devicetree differs from the boot FDT"),
+    "RMEM-MEMBLOCK-UNAVAILABLE": ("warning", "memblock arrays freed or unreadable"),
+    "RMEM-SOURCE-MISSING": ("info", "a source could not be read; checks skipped"),
+}
+
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+#: Compatibles whose reservedmem init every kernel with the matching config has
+#: (kernel/dma/contiguous.c, coherent.c, swiotlb.c). A region with one of these
+#: and NULL ops was not initialised.
+GENERIC_INIT_COMPATIBLES = ("shared-dma-pool", "restricted-dma-pool")
+
+
+@dataclass
+class Finding:
+    code: str
+    severity: str
+    region: str | None
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RegionView:
+    """One region as every source sees it (an entry of the JSON ``regions``)."""
+
+    name: str
+    base: int | None
+    size: int | None
+    kind: str
+    nomap: bool = False
+    reusable: bool = False
+    compatible: list[str] = field(default_factory=list)
+    status: str = "okay"
+    tracked: bool = False
+    #: Covered by memblock.reserved or NOMAP memory (None: memblock not available).
+    reserved: bool | None = None
+    sources: list[str] = field(default_factory=list)
+    #: ok, dropped, unallocated, untracked, overlap, disabled, ... (worst first).
+    verdict: str = "ok"
+    dt_index: int | None = None
+    rmem_index: int | None = None
+    log: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    snapshot: Snapshot
+    regions: list[RegionView]
+    findings: list[Finding]
+    #: Checks that could not run, with the source they lacked.
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def worst(self) -> str | None:
+        sev = [f.severity for f in self.findings]
+        for s in ("error", "warning", "info"):
+            if s in sev:
+                return s
+        return None
+
+    def exit_status(self) -> int:
+        return 1 if any(f.severity in ("error", "warning") for f in self.findings) else 0
+
+
+# --------------------------------------------------------------------------
+# Ranges
+
+
+def _fmt(base: int | None, size: int | None) -> str:
+    if base is None or size is None:
+        return "?"
+    return f"{base:#x}..{base + size - 1:#x} ({_human(size)})" if size else f"{base:#x} (size 0)"
+
+
+def _human(size: int) -> str:
+    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= div and size % div == 0:
+            return f"{size // div} {unit}"
+    return f"{size} B" if size < 1024 else f"{size / 1024:.1f} KiB"
+
+
+class RangeSet:
+    """A union of [base, end) ranges, merged, with O(log n) coverage queries."""
+
+    def __init__(self, ranges: Iterable[tuple[int, int]]) -> None:
+        merged: list[list[int]] = []
+        for base, size in sorted((b, s) for b, s in ranges if s > 0):
+            end = base + size
+            if merged and base <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([base, end])
+        self.starts = [m[0] for m in merged]
+        self.ends = [m[1] for m in merged]
+
+    def covers(self, base: int, size: int) -> bool:
+        """Is all of [base, base + size) inside the union?"""
+        i = bisect.bisect_right(self.starts, base) - 1
+        return i >= 0 and self.ends[i] >= base + size
+
+    def overlaps(self, base: int, size: int) -> bool:
+        i = bisect.bisect_left(self.ends, base + 1)
+        return i < len(self.starts) and self.starts[i] < base + size
+
+    def containing(self, base: int) -> tuple[int, int] | None:
+        i = bisect.bisect_right(self.starts, base) - 1
+        if i >= 0 and base < self.ends[i]:
+            return self.starts[i], self.ends[i] - self.starts[i]
+        return None
+
+
+# --------------------------------------------------------------------------
+# Kernel log attribution
+
+_LOG_PATTERNS = {
+    "not_enough": re.compile(r"not enough space for all defined regions(?:, skip '([^']+)')?"),
+    "too_many_dynamic": re.compile(r"too many defined dynamic regions, skip '([^']+)'"),
+    "alloc_failed": re.compile(r"failed to allocate memory for node '([^']+)'"),
+    "reserve_failed": re.compile(r"failed to reserve memory for node '([^']+)'"),
+    "match_fail": re.compile(r"node (\S+) compatible matching fail"),
+    "array_alloc_failed": re.compile(r"Failed to allocate memory for reserved_mem array"),
+    "invalid": re.compile(r"invalid (\S+) property in '([^']+)'"),
+    "unsupported": re.compile(r"unsupported node format, ignoring"),
+    "ignores": re.compile(r"ignores (\d+) regions in node '([^']+)'"),
+    "only_first": re.compile(r"node '([^']+)' has (\d+) <base size> entries, only the first"),
+    "overlap": re.compile(r"^(\S+) \((0x[0-9a-f]+)--(0x[0-9a-f]+)\) overlaps with (\S+) "),
+}
+
+
+_TOKEN = re.compile(r"[\w@,.\-+]+")
+
+
+class LogIndex:
+    """Kernel log lines by the region they name, and by kind of event."""
+
+    def __init__(self, log: list[LogLine] | None, names: Iterable[str]) -> None:
+        self.available = log is not None
+        self.lines = log or []
+        self.by_region: dict[str, list[str]] = {}
+        self.events: dict[str, list[re.Match[str]]] = {k: [] for k in _LOG_PATTERNS}
+        self.event_lines: dict[str, list[str]] = {k: [] for k in _LOG_PATTERNS}
+        known = set(names)
+        for line in self.lines:
+            text = line.text
+            for kind, pat in _LOG_PATTERNS.items():
+                m = pat.search(text)
+                if m:
+                    self.events[kind].append(m)
+                    self.event_lines[kind].append(text)
+            # Attribute the line to the regions it names: tokenise once and look
+            # each token up, so the cost is linear in log size, not log x regions.
+            seen = set()
+            for tok in _TOKEN.findall(text):
+                for cand in (tok, tok.rstrip(",.-:")):
+                    if cand in known and cand not in seen:
+                        seen.add(cand)
+                        line.region = line.region or cand
+                        self.by_region.setdefault(cand, []).append(text)
+
+    def named(self, kind: str, name: str, group: int = 1) -> list[str]:
+        out = []
+        for m, text in zip(self.events[kind], self.event_lines[kind]):
+            try:
+                if m.group(group) == name:
+                    out.append(text)
+            except IndexError:
+                continue
+        return out
+
+
+# --------------------------------------------------------------------------
+# The checks
+
+
+class _Ctx:
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+        self.findings: list[Finding] = []
+        self.skipped: dict[str, str] = {}
+        self.dt: DtInfo | None = snap.fdt or snap.dt
+        rm = snap.reserved_mem
+        self.entries: list[RmemEntry] = [e for e in (rm.entries if rm else [])]
+        self.by_name: dict[str, RmemEntry] = {}
+        for e in self.entries:
+            if e.name is not None and e.name not in self.by_name:
+                self.by_name[e.name] = e
+        mb = snap.memblock
+        self.memblock_ok = mb is not None and mb.available
+        nomap_bit = (mb.flag_values.get("MEMBLOCK_NOMAP", 4) if mb else 4) or 4
+        self.nomap_bit = nomap_bit
+        if mb is not None and self.memblock_ok:
+            self.reserved = RangeSet((r.base, r.size) for r in mb.reserved)
+            self.nomap = RangeSet((r.base, r.size) for r in mb.memory if r.flags & nomap_bit)
+            self.covered = RangeSet(
+                [(r.base, r.size) for r in mb.reserved]
+                + [(r.base, r.size) for r in mb.memory if r.flags & nomap_bit]
+            )
+        else:
+            self.reserved = self.nomap = self.covered = RangeSet([])
+        names = [r.name for r in self.dt.regions] if self.dt else []
+        names += [e.name for e in self.entries if e.name and e.name not in names]
+        self.log = LogIndex(snap.log, names)
+
+    def add(
+        self, code: str, region: str | None, message: str, severity: str | None = None, **ev: Any
+    ) -> None:
+        sev = severity or CODES[code][0]
+        self.findings.append(Finding(code, sev, region, message, _jsonable(ev)))
+
+    def memblock_region_evidence(self, base: int, size: int) -> list[str]:
+        mb = self.snap.memblock
+        if mb is None:
+            return []
+        out = []
+        for kind, regions in (("memory", mb.memory), ("reserved", mb.reserved)):
+            out += _overlapping(kind, regions, base, size)
+        return out[:8]
+
+
+def _overlapping(kind: str, regions: list[MemblockRegion], base: int, size: int) -> list[str]:
+    starts = [r.base for r in regions]
+    i = max(0, bisect.bisect_right(starts, base) - 1)
+    out = []
+    while i < len(regions) and regions[i].base < base + size:
+        r = regions[i]
+        if r.base + r.size > base:
+            out.append(f"memblock.{kind} {_fmt(r.base, r.size)} {'|'.join(r.flag_names)}")
+        i += 1
+    return out
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items() if x is not None and x != []}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def _dt_ranges(r: DtRegion) -> list[tuple[str, int, int]]:
+    """(name, base, size) of each reg entry; extra entries get name[i]."""
+    return [(r.name if i == 0 else f"{r.name}[{i}]", b, s) for i, (b, s) in enumerate(r.reg)]
+
+
+def _check_sources(c: _Ctx) -> None:
+    for source, why in sorted(c.snap.missing.items()):
+        c.add("RMEM-SOURCE-MISSING", None, f"{source} could not be read: {why}", source=source)
+    if c.snap.memblock is None:
+        c.skipped["RMEM-NOT-RESERVED, RMEM-NOMAP-MISSING, RMEM-UNTRACKED"] = "memblock"
+    elif not c.snap.memblock.available:
+        c.add(
+            "RMEM-MEMBLOCK-UNAVAILABLE",
+            None,
+            c.snap.memblock.note or "memblock arrays are not valid after boot on this kernel",
+        )
+        c.skipped["RMEM-NOT-RESERVED, RMEM-NOMAP-MISSING, RMEM-UNTRACKED"] = "memblock (freed)"
+    if c.snap.linear_map is None:
+        c.skipped["RMEM-NOMAP-MAPPED"] = "page tables"
+    if c.dt is None:
+        c.skipped["RMEM-DROPPED, RMEM-CONSUMER-ORPHAN, per-region checks"] = "devicetree"
+    if c.snap.reserved_mem is None:
+        c.skipped["RMEM-DROPPED, RMEM-COUNT-CORRUPT, array checks"] = "reserved_mem"
+
+
+def _check_array(c: _Ctx) -> None:
+    rm = c.snap.reserved_mem
+    if rm is None:
+        return
+    ev = {
+        "layout": rm.layout,
+        "count": rm.count,
+        "capacity": rm.capacity,
+        "array": f"{rm.array_address:#x}",
+        "entry_size": rm.entry_size,
+    }
+    limit = rm.max_regions if rm.layout == "static-array" else (rm.capacity or 0)
+    bad = []
+    if rm.count is None:
+        bad.append("reserved_mem_count is unreadable")
+    elif rm.count < 0 or (rm.capacity is not None and rm.count > rm.capacity):
+        bad.append(f"reserved_mem_count {rm.count} is outside 0..{rm.capacity}")
+    if rm.capacity is not None and (rm.capacity < 0 or rm.capacity > 1 << 20):
+        bad.append(f"capacity {rm.capacity} is absurd")
+    if rm.layout == "static-array" and rm.count is not None and rm.count > rm.max_regions:
+        bad.append(f"count {rm.count} exceeds the static array's {rm.max_regions} entries")
+    unreadable = [e for e in rm.entries if e.error]
+    if unreadable:
+        bad.append(f"{len(unreadable)} entries unreadable")
+    bad += rm.errors
+    if bad:
+        c.add(
+            "RMEM-COUNT-CORRUPT",
+            None,
+            "reserved_mem cannot be trusted: " + "; ".join(bad) + "; entries read were capped.",
+            errors=bad,
+            unreadable=[f"[{e.index}] at {e.address:#x}: {e.error}" for e in unreadable[:16]],
+            **ev,
+        )
+    wanted = _kernel_would_count(c)
+    if rm.layout == "static-array":
+        if wanted > rm.max_regions:
+            c.add(
+                "RMEM-STATIC-ARRAY",
+                None,
+                f"this kernel keeps reserved regions in a fixed array of {rm.max_regions} "
+                f"entries but the devicetree defines {wanted}: {wanted - rm.max_regions} "
+                "were dropped; move to Linux 6.12+ (dynamic array) or merge carveouts.",
+                severity="error",
+                dt_regions=wanted,
+                log=c.log.event_lines["not_enough"][:3],
+                log_count=len(c.log.event_lines["not_enough"]),
+                **ev,
+            )
+        else:
+            c.add(
+                "RMEM-STATIC-ARRAY",
+                None,
+                f"this kernel keeps reserved regions in a fixed array of {rm.max_regions} "
+                f"entries; {wanted} are defined, so all fit.",
+                dt_regions=wanted,
+                **ev,
+            )
+        return
+    # Dynamic layout.
+    has_regions = wanted > 0
+    ev |= {
+        "init_array": f"{rm.init_array_address:#x}" if rm.init_array_address else None,
+        "init_section": (
+            f"{rm.init_section[0]:#x}..{rm.init_section[1]:#x}" if rm.init_section else None
+        ),
+        "init_array_readable": rm.init_array_readable,
+        "init_array_pages_freed": f"{rm.init_array_pages_freed}/{rm.init_array_pages}",
+        "pages": rm.init_array_page_evidence[:4],
+    }
+    if rm.points_to_init_array and has_regions:
+        c.add(
+            "RMEM-ARRAY-NOT-DYNAMIC",
+            None,
+            "reserved_mem still points at the init-time reserved_mem_array although the "
+            f"devicetree defines {wanted} regions: the dynamic array was never allocated "
+            "(see the kernel log for 'Failed to allocate memory for reserved_mem array').",
+            log=c.log.event_lines["array_alloc_failed"][:2],
+            **ev,
+        )
+    if rm.points_to_init_array and (rm.count or 0) > 0:
+        c.add(
+            "RMEM-TEMP-ARRAY-LIVE",
+            None,
+            f"reserved_mem points into the freed init section ({rm.count} entries): lookups "
+            "read memory the page allocator may have reused.",
+            **ev,
+        )
+    if (
+        rm.init_array_pages_freed is not None
+        and rm.init_array_pages
+        and rm.init_array_pages_freed < rm.init_array_pages
+        and rm.init_array_in_init_section
+    ):
+        c.add(
+            "RMEM-TEMP-ARRAY-LIVE",
+            None,
+            f"the init-time reserved_mem_array was not freed: "
+            f"{rm.init_array_pages - rm.init_array_pages_freed} of {rm.init_array_pages} "
+            "pages are still PG_reserved (free_initmem() did not run or failed).",
+            **ev,
+        )
+    if rm.array_phys is not None and c.memblock_ok and not rm.points_to_init_array:
+        size = (rm.capacity or 0) * rm.entry_size
+        if size and not c.reserved.covers(rm.array_phys, size):
+            c.add(
+                "RMEM-COUNT-CORRUPT",
+                None,
+                f"the dynamic reserved_mem array at phys {rm.array_phys:#x} ({size} bytes) is "
+                "not inside any memblock.reserved range: the pointer is wild.",
+                **ev,
+            )
+
+
+def _kernel_would_count(c: _Ctx) -> int:
+    """How many entries the kernel would need: okay nodes with valid reg or size."""
+    if c.dt is None:
+        return 0
+    return sum(1 for r in c.dt.regions if r.available and not r.invalid and r.kind != "invalid")
+
+
+def _drop_cause(c: _Ctx, r: DtRegion, saved_rank: int | None) -> tuple[str, list[str]]:
+    """Why the kernel did not track ``r``, with the log lines that say so."""
+    rm = c.snap.reserved_mem
+    log = c.log
+    if r.invalid:
+        return "invalid property: " + "; ".join(r.invalid), log.by_region.get(r.name, [])[:3]
+    lines = log.named("too_many_dynamic", r.name)
+    if lines:
+        return (
+            "more than 64 dynamic regions: the early scan skipped it and never allocated it",
+            lines,
+        )
+    lines = log.named("alloc_failed", r.name)
+    if lines:
+        window = (
+            ", ".join(_fmt(b, s) for b, s in r.alloc_ranges) if r.alloc_ranges else "all memory"
+        )
+        return (
+            f"allocation of {_human(r.size or 0)} failed in {window}",
+            lines,
+        )
+    lines = log.named("match_fail", r.name)
+    if lines:
+        return "its compatible's init failed; the kernel released the region", lines
+    lines = log.named("not_enough", r.name)
+    if lines:
+        return f"reserved_mem array full ({rm.capacity if rm else '?'} entries)", lines
+    if log.event_lines["array_alloc_failed"]:
+        return (
+            "the dynamic reserved_mem array could not be allocated; the kernel dropped every "
+            "region",
+            log.event_lines["array_alloc_failed"][:2],
+        )
+    if rm is not None and rm.layout == "static-array":
+        if (rm.count or 0) >= rm.max_regions and (saved_rank is None or saved_rank >= rm.max_regions):
+            return (
+                f"static reserved_mem array full: it holds {rm.max_regions} entries and this "
+                f"node is number {saved_rank + 1 if saved_rank is not None else '?'} in "
+                "devicetree order",
+                log.event_lines["not_enough"][:1]
+                + [f"({len(log.event_lines['not_enough'])} such lines)"],
+            )
+    if rm is not None and rm.capacity is not None and rm.count == rm.capacity:
+        return (
+            f"reserved_mem array full ({rm.capacity} entries)",
+            log.event_lines["not_enough"][:2],
+        )
+    if not log.available:
+        return "not tracked; the kernel log was not available to say why", []
+    return "not tracked, and no kernel log line explains why", log.by_region.get(r.name, [])[:3]
+
+
+def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
+    dt = c.dt
+    rm = c.snap.reserved_mem
+    if dt is None:
+        return
+    if dt.has_reserved_memory:
+        bad = []
+        if dt.reserved_memory_address_cells != dt.root_address_cells:
+            bad.append(
+                f"#address-cells {dt.reserved_memory_address_cells} (root: "
+                f"{dt.root_address_cells})"
+            )
+        if dt.reserved_memory_size_cells != dt.root_size_cells:
+            bad.append(f"#size-cells {dt.reserved_memory_size_cells} (root: {dt.root_size_cells})")
+        if not dt.reserved_memory_has_ranges:
+            bad.append("no ranges property")
+        if bad:
+            c.add(
+                "RMEM-DT-FORMAT",
+                "/reserved-memory",
+                "the kernel ignores the whole /reserved-memory node: " + "; ".join(bad) + ".",
+                log=c.log.event_lines["unsupported"][:1],
+            )
+    # Rank of each node among those the 6.1 kernel saves (okay nodes with reg or size).
+    rank = 0
+    consumers_of: dict[str, list[str]] = {}
+    for con in (c.snap.dt or dt).consumers:
+        for t in con.targets:
+            if t:
+                consumers_of.setdefault(t.rsplit("/", 1)[-1], []).append(con.path)
+    for r in dt.regions:
+        if not r.available:
+            c.add(
+                "RMEM-DISABLED",
+                r.name,
+                f'{r.name} has status "{r.status}": the kernel skips it on purpose'
+                + (
+                    f"; {', '.join(consumers_of[r.name])} will get no memory from it."
+                    if r.name in consumers_of
+                    else "."
+                ),
+                status=r.status,
+                consumers=consumers_of.get(r.name, []),
+            )
+            continue
+        saved_rank = rank if (not r.invalid and r.kind != "invalid") else None
+        if saved_rank is not None:
+            rank += 1
+        if rm is None:
+            continue
+        e = c.by_name.get(r.name)
+        ranges = _dt_ranges(r)
+        if e is None:
+            cause, lines = _drop_cause(c, r, saved_rank)
+            reserved = None
+            if r.kind == "static" and c.memblock_ok:
+                reserved = c.covered.covers(r.reg[0][0], r.reg[0][1])
+            c.add(
+                "RMEM-DROPPED",
+                r.name,
+                f"{r.name} ({r.kind}, {_fmt(*r.reg[0]) if r.reg else _human(r.size or 0)}) is "
+                f"not in reserved_mem: {cause}; drivers looking it up get nothing.",
+                cause=cause,
+                log=lines,
+                dt_index=r.index,
+                memblock_reserved=reserved,
+            )
+            views[r.name].verdict = "dropped"
+        # Extra reg entries: the kernel tracks only the first.
+        for name, base, size in ranges[1:]:
+            only = c.log.named("only_first", r.name) or c.log.named("ignores", r.name, 2)
+            c.add(
+                "RMEM-DROPPED",
+                name,
+                f"{name} {_fmt(base, size)} is reg entry {name.rsplit('[', 1)[1][:-1]} of "
+                f"{r.name}: the kernel tracks only a node's first reg entry.",
+                cause="only the first reg entry of a node is tracked",
+                log=only,
+            )
+            views[name].verdict = "dropped"
+        # Memory for dynamic regions.
+        if r.kind == "dynamic" and (e is None or e.size == 0):
+            lines = c.log.named("alloc_failed", r.name) or c.log.named("too_many_dynamic", r.name)
+            why = (
+                "allocation failed"
+                if c.log.named("alloc_failed", r.name)
+                else (
+                    "it was never allocated (dropped before allocation)"
+                    if e is None
+                    else "its reserved_mem entry has size 0"
+                )
+            )
+            c.add(
+                "RMEM-UNALLOCATED",
+                r.name,
+                f"dynamic region {r.name} ({_human(r.size or 0)}) has no memory: {why}; the "
+                "carveout does not exist.",
+                size=r.size,
+                alignment=r.alignment,
+                alloc_ranges=[_fmt(b, s) for b, s in r.alloc_ranges],
+                log=lines,
+                entry=(f"[{e.index}] base {e.base:#x} size {e.size:#x}" if e else None),
+            )
+            views[r.name].verdict = "unallocated"
+        # Static ranges reserved but not tracked.
+        if c.memblock_ok and r.kind == "static":
+            for i, (name, base, size) in enumerate(ranges):
+                tracked = e is not None and i == 0
+                if tracked or not size:
+                    continue
+                if c.covered.covers(base, size):
+                    c.add(
+                        "RMEM-UNTRACKED",
+                        name,
+                        f"{name} {_fmt(base, size)} is reserved in memblock but not tracked "
+                        "in reserved_mem: the memory is lost to the system and drivers "
+                        "cannot look it up.",
+                        memblock=c.memblock_region_evidence(base, size),
+                    )
+                    if views[name].verdict == "ok":
+                        views[name].verdict = "untracked"
+        if e is None:
+            continue
+        _check_tracked(c, r, e, views[r.name])
+        _check_cma(c, r, e)
+    # Entries that match no DT region.
+    dt_names = {r.name for r in dt.regions}
+    for e in c.entries:
+        if e.name is not None and e.name not in dt_names and e.size and not e.error:
+            _check_placement(c, e.name, e, nomap=False)
+
+
+def _check_tracked(c: _Ctx, r: DtRegion, e: RmemEntry, view: RegionView) -> None:
+    if r.kind == "static":
+        base, size = r.reg[0]
+        if (e.base, e.size) != (base, size):
+            c.add(
+                "RMEM-SIZE-MISMATCH",
+                r.name,
+                f"{r.name} is tracked at {_fmt(e.base, e.size)} but the devicetree says "
+                f"{_fmt(base, size)}.",
+                dt=_fmt(base, size),
+                reserved_mem=_fmt(e.base, e.size),
+            )
+    elif r.kind == "dynamic" and e.size:
+        if r.size is not None and e.size != r.size:
+            c.add(
+                "RMEM-SIZE-MISMATCH",
+                r.name,
+                f"{r.name} got {_human(e.size)} but the devicetree asks for {_human(r.size)}.",
+                dt_size=r.size,
+                reserved_mem=_fmt(e.base, e.size),
+            )
+        if r.alloc_ranges and not any(
+            b <= e.base and e.base + e.size <= b + s for b, s in r.alloc_ranges
+        ):
+            c.add(
+                "RMEM-ALLOC-RANGE",
+                r.name,
+                f"{r.name} was placed at {_fmt(e.base, e.size)}, outside its alloc-ranges "
+                f"{', '.join(_fmt(b, s) for b, s in r.alloc_ranges)}.",
+                alloc_ranges=[_fmt(b, s) for b, s in r.alloc_ranges],
+            )
+        if r.alignment and e.base % r.alignment:
+            c.add(
+                "RMEM-ALIGNMENT",
+                r.name,
+                f"{r.name} at {e.base:#x} is not aligned to {r.alignment:#x} as its "
+                "devicetree node requires.",
+                alignment=r.alignment,
+                base=e.base,
+            )
+    if e.size:
+        _check_placement(c, r.name, e, nomap=r.nomap)
+    compat = [x for x in r.compatible if x in GENERIC_INIT_COMPATIBLES]
+    failed = c.log.named("match_fail", r.name)
+    if failed or (compat and e.ops is None and e.size):
+        c.add(
+            "RMEM-NO-INIT",
+            r.name,
+            f"{r.name} is compatible with {', '.join(r.compatible)} but no reserved-memory "
+            "driver initialised it (ops is NULL"
+            + ("; the kernel log says its init failed" if failed else "")
+            + "): devices cannot use it.",
+            ops=e.ops,
+            log=failed,
+        )
+    view.tracked = True
+
+
+def _check_placement(c: _Ctx, name: str, e: RmemEntry, nomap: bool) -> None:
+    if not c.memblock_ok:
+        return
+    if not c.covered.covers(e.base, e.size):
+        c.add(
+            "RMEM-NOT-RESERVED",
+            name,
+            f"{name} {_fmt(e.base, e.size)} is tracked but neither memblock-reserved nor "
+            "no-map: the page allocator may hand its pages out.",
+            memblock=c.memblock_region_evidence(e.base, e.size),
+            log=c.log.named("match_fail", name),
+        )
+    if nomap and not c.nomap.covers(e.base, e.size):
+        c.add(
+            "RMEM-NOMAP-MISSING",
+            name,
+            f"{name} has no-map in the devicetree but memblock.memory has no MEMBLOCK_NOMAP "
+            f"over {_fmt(e.base, e.size)}: the kernel maps it and may touch it.",
+            memblock=c.memblock_region_evidence(e.base, e.size),
+            log=c.log.named("reserve_failed", name),
+        )
+
+
+def _check_cma(c: _Ctx, r: DtRegion, e: RmemEntry) -> None:
+    if not (r.reusable and "shared-dma-pool" in r.compatible) or c.snap.cma is None:
+        return
+    if e.size and any(a.base == e.base for a in c.snap.cma):
+        return
+    c.add(
+        "RMEM-CMA-MISSING",
+        r.name,
+        f"{r.name} is a reusable shared-dma-pool but no CMA area covers it.",
+        cma_areas=[f"{a.name} {_fmt(a.base, a.size)}" for a in c.snap.cma],
+    )
+
+
+def _check_dropped_cma(c: _Ctx) -> None:
+    """A reusable pool the kernel dropped has no CMA area either."""
+    if c.dt is None or c.snap.cma is None or c.snap.reserved_mem is None:
+        return
+    for r in c.dt.regions:
+        if r.available and r.reusable and "shared-dma-pool" in r.compatible:
+            if r.name in c.by_name:
+                continue
+            default = [a for a in c.snap.cma if a.is_default]
+            c.add(
+                "RMEM-CMA-MISSING",
+                r.name,
+                f"{r.name} is a reusable shared-dma-pool but the kernel dropped it, so no CMA "
+                "area was created from it"
+                + (
+                    f"; the default CMA area is '{default[0].name}' "
+                    f"{_fmt(default[0].base, default[0].size)} instead"
+                    + (" (from the kernel config, not the devicetree)" if r.cma_default else "")
+                    if default
+                    else ""
+                )
+                + ".",
+                cma_areas=[f"{a.name} {_fmt(a.base, a.size)}" for a in c.snap.cma],
+            )
+
+
+def _check_nomap_mapped(c: _Ctx) -> None:
+    for lm in c.snap.linear_map or []:
+        if lm.error:
+            c.add(
+                "RMEM-SOURCE-MISSING",
+                lm.region,
+                f"page tables over {lm.region} could not be walked: {lm.error}",
+            )
+        elif lm.mapped_pages:
+            c.add(
+                "RMEM-NOMAP-MAPPED",
+                lm.region,
+                f"{lm.region} is no-map but {lm.mapped_pages} of {lm.checked_pages} pages "
+                f"checked are mapped in the kernel linear map at {lm.virt:#x}: speculative "
+                "accesses can reach it.",
+                virt=f"{lm.virt:#x}",
+                first_mapped_phys=f"{lm.first_mapped:#x}" if lm.first_mapped is not None else None,
+            )
+
+
+def _check_overlaps(c: _Ctx, views: dict[str, RegionView]) -> None:
+    """Sorted sweep over every placed region (tracked entries and DT static ranges)."""
+    placed: dict[str, tuple[int, int]] = {}
+    if c.dt is not None:
+        for r in c.dt.regions:
+            if r.available:
+                for name, b, s in _dt_ranges(r):
+                    if s:
+                        placed[name] = (b, s)
+    for e in c.entries:
+        if e.name and e.size and not e.error:
+            placed[e.name] = (e.base, e.size)
+    items = sorted((b, b + s, n) for n, (b, s) in placed.items())
+    active: list[tuple[int, str, int]] = []  # (end, name, base)
+    for base, end, name in items:
+        active = [a for a in active if a[0] > base]
+        for a_end, a_name, a_base in active:
+            lines = [
+                t
+                for t in c.log.event_lines["overlap"]
+                if a_name in t and name in t
+            ]
+            c.add(
+                "RMEM-OVERLAP",
+                a_name,
+                f"{a_name} {_fmt(a_base, a_end - a_base)} overlaps {name} "
+                f"{_fmt(base, end - base)} by {_human(min(a_end, end) - base)}.",
+                other=name,
+                log=lines,
+            )
+            for n in (a_name, name):
+                if n in views and views[n].verdict == "ok":
+                    views[n].verdict = "overlap"
+        active.append((end, name, base))
+
+
+def _check_consumers(c: _Ctx) -> None:
+    dt = c.snap.dt or c.dt
+    if dt is None or c.dt is None or c.snap.reserved_mem is None:
+        return
+    regions = {r.path: r for r in c.dt.regions}
+    for con in dt.consumers:
+        if con.status not in ("okay", "ok"):
+            continue
+        for i, (ph, target) in enumerate(zip(con.phandles, con.targets)):
+            label = con.names[i] if i < len(con.names) else str(i)
+            if target is None:
+                c.add(
+                    "RMEM-CONSUMER-ORPHAN",
+                    None,
+                    f"{con.path} memory-region[{label}] is phandle {ph:#x}, which no node has.",
+                    consumer=con.path,
+                    index=i,
+                )
+                continue
+            r = regions.get(target)
+            if r is None or not r.available:
+                continue  # not a carveout, or disabled (the kernel skips it quietly)
+            e = c.by_name.get(r.name)
+            if e is None or e.size == 0:
+                c.add(
+                    "RMEM-CONSUMER-ORPHAN",
+                    r.name,
+                    f"{con.path} memory-region[{label}] points at {r.name}, which "
+                    + (
+                        "the kernel does not track"
+                        if e is None
+                        else "the kernel tracks with size 0 (never allocated)"
+                    )
+                    + ": the device gets no memory from it.",
+                    consumer=con.path,
+                    index=i,
+                    compatible=con.compatible,
+                )
+
+
+def _check_dt_diverged(c: _Ctx) -> None:
+    a, b = c.snap.fdt, c.snap.dt
+    if a is None or b is None:
+        return
+
+    def key(r: DtRegion) -> tuple[Any, ...]:
+        return (r.name, tuple(r.reg), r.size, r.status, r.nomap, r.reusable)
+
+    ka = {key(r) for r in a.regions}
+    kb = {key(r) for r in b.regions}
+    if ka != kb:
+        c.add(
+            "RMEM-DT-DIVERGED",
+            None,
+            "the unflattened devicetree's /reserved-memory differs from the boot FDT "
+            "(an overlay or a run-time change): checks use the boot FDT.",
+            only_boot=sorted(k[0] for k in ka - kb),
+            only_live=sorted(k[0] for k in kb - ka),
+        )
+
+
+def _views(c: _Ctx) -> dict[str, RegionView]:
+    views: dict[str, RegionView] = {}
+    if c.dt is not None:
+        for r in c.dt.regions:
+            src = ["dt"]
+            for name, b, s in _dt_ranges(r) or [(r.name, None, r.size)]:
+                views[name] = RegionView(
+                    name=name,
+                    base=b,
+                    size=s,
+                    kind=r.kind,
+                    nomap=r.nomap,
+                    reusable=r.reusable,
+                    compatible=list(r.compatible),
+                    status=r.status,
+                    sources=list(src),
+                    verdict="ok" if r.available else "disabled",
+                    dt_index=r.index,
+                )
+    for e in c.entries:
+        if e.name is None:
+            continue
+        v = views.get(e.name)
+        if v is None:
+            v = views[e.name] = RegionView(
+                name=e.name, base=e.base, size=e.size, kind="unknown", sources=[]
+            )
+        v.tracked = True
+        v.rmem_index = e.index
+        v.sources.append("reserved_mem")
+        if v.base is None or v.kind == "dynamic":
+            v.base, v.size = e.base, e.size
+    for v in views.values():
+        if c.memblock_ok and v.base is not None and v.size:
+            v.reserved = c.covered.covers(v.base, v.size)
+            if c.covered.overlaps(v.base, v.size):
+                v.sources.append("memblock")
+        v.log = c.log.by_region.get(v.name, [])[:6]
+    return views
+
+
+def run(snap: Snapshot) -> Report:
+    """Run every check on ``snap``."""
+    c = _Ctx(snap)
+    views = _views(c)
+    _check_sources(c)
+    _check_array(c)
+    _check_regions(c, views)
+    _check_dropped_cma(c)
+    _check_nomap_mapped(c)
+    _check_overlaps(c, views)
+    _check_consumers(c)
+    _check_dt_diverged(c)
+    for f in c.findings:
+        v = views.get(f.region or "")
+        if v is not None and f.severity == "error" and v.verdict == "ok":
+            v.verdict = "error"
+    c.findings.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.code, f.region or ""))
+    return Report(snapshot=snap, regions=list(views.values()), findings=c.findings,
+                  skipped=c.skipped)  # fmt: skip
