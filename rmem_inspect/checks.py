@@ -223,7 +223,7 @@ class LogIndex:
 
     def named(self, kind: str, name: str, group: int = 1) -> list[str]:
         out = []
-        for m, text in zip(self.events[kind], self.event_lines[kind]):
+        for m, text in zip(self.events[kind], self.event_lines[kind], strict=True):
             try:
                 if m.group(group) == name:
                     out.append(text)
@@ -330,14 +330,13 @@ def _check_array(c: _Ctx) -> None:
     rm = c.snap.reserved_mem
     if rm is None:
         return
-    ev = {
+    ev: dict[str, Any] = {
         "layout": rm.layout,
         "count": rm.count,
         "capacity": rm.capacity,
         "array": f"{rm.array_address:#x}",
         "entry_size": rm.entry_size,
     }
-    limit = rm.max_regions if rm.layout == "static-array" else (rm.capacity or 0)
     bad = []
     if rm.count is None:
         bad.append("reserved_mem_count is unreadable")
@@ -481,7 +480,9 @@ def _drop_cause(c: _Ctx, r: DtRegion, saved_rank: int | None) -> tuple[str, list
             log.event_lines["array_alloc_failed"][:2],
         )
     if rm is not None and rm.layout == "static-array":
-        if (rm.count or 0) >= rm.max_regions and (saved_rank is None or saved_rank >= rm.max_regions):
+        if (rm.count or 0) >= rm.max_regions and (
+            saved_rank is None or saved_rank >= rm.max_regions
+        ):
             return (
                 f"static reserved_mem array full: it holds {rm.max_regions} entries and this "
                 f"node is number {saved_rank + 1 if saved_rank is not None else '?'} in "
@@ -788,11 +789,7 @@ def _check_overlaps(c: _Ctx, views: dict[str, RegionView]) -> None:
     for base, end, name in items:
         active = [a for a in active if a[0] > base]
         for a_end, a_name, a_base in active:
-            lines = [
-                t
-                for t in c.log.event_lines["overlap"]
-                if a_name in t and name in t
-            ]
+            lines = [t for t in c.log.event_lines["overlap"] if a_name in t and name in t]
             c.add(
                 "RMEM-OVERLAP",
                 a_name,
@@ -815,7 +812,7 @@ def _check_consumers(c: _Ctx) -> None:
     for con in dt.consumers:
         if con.status not in ("okay", "ok"):
             continue
-        for i, (ph, target) in enumerate(zip(con.phandles, con.targets)):
+        for i, (ph, target) in enumerate(zip(con.phandles, con.targets, strict=False)):
             label = con.names[i] if i < len(con.names) else str(i)
             if target is None:
                 c.add(
@@ -873,7 +870,8 @@ def _views(c: _Ctx) -> dict[str, RegionView]:
     if c.dt is not None:
         for r in c.dt.regions:
             src = ["dt"]
-            for name, b, s in _dt_ranges(r) or [(r.name, None, r.size)]:
+            ranges: list[tuple[str, int | None, int | None]] = list(_dt_ranges(r))
+            for name, b, s in ranges or [(r.name, None, r.size)]:
                 views[name] = RegionView(
                     name=name,
                     base=b,

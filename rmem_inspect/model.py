@@ -291,7 +291,8 @@ class Snapshot:
     tool_version: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return _to_json(self)  # type: ignore[no-any-return]
+        out: dict[str, Any] = _to_json(self)
+        return out
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=1, sort_keys=False) + "\n"
@@ -374,7 +375,10 @@ def _from_json(tp: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, list) or len(value) != len(args):
             raise SnapshotError(f"{where}: expected a list of {len(args)}")
-        return tuple(_from_json(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(
+            _from_json(a, v, f"{where}[{i}]")
+            for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
     if origin is dict:
         if not isinstance(value, dict):
             raise SnapshotError(f"{where}: expected an object")

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from vmcores.debian import SERIES, FetchError, Kernel, Package, fetch_busybox, fetch_kernel
@@ -367,7 +367,7 @@ def build_one(
         vmcore_allocated_bytes=st.st_blocks * 512,
         boot_seconds=round(t1 - t0, 2),
         dump_seconds=round(t2 - t1, 2),
-        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
         key=key,
     )
     manifest.save(out)

@@ -70,12 +70,16 @@ FACTS: dict[str, list[Fact]] = {
             "no-map refused (-EBUSY): the range is already reserved by vpu",
         ),
         Fact(ALL, OVERLAP, 1),
-        Fact(ALL, r"vpu@52000000 \(0x0+52000000--0x0+52400000\) overlaps with fw-shared@52100000", 1),
+        Fact(
+            ALL, r"vpu@52000000 \(0x0+52000000--0x0+52400000\) overlaps with fw-shared@52100000", 1
+        ),
         Fact(DYNAMIC, r"\(1024 KiB\) nomap non-reusable fw-shared@52100000$", 1),
     ],
     "overlap": [
         Fact(ALL, OVERLAP, 1),
-        Fact(ALL, r"camera@54000000 \(0x0+54000000--0x0+54400000\) overlaps with display@54200000", 1),
+        Fact(
+            ALL, r"camera@54000000 \(0x0+54000000--0x0+54400000\) overlaps with display@54200000", 1
+        ),
     ],
     "disabled": [
         Fact(ALL, r"gpu-old|old-pool", 0, "disabled nodes are skipped silently"),
@@ -83,7 +87,12 @@ FACTS: dict[str, list[Fact]] = {
         Fact(DYNAMIC, r" \(\d+ KiB\) (no)?map (non-)?reusable ", 3),
     ],
     "multi-reg": [
-        Fact(("6.1",), r"multi@55000000", 0, "6.1 reserves all entries, tracks the first, says nothing"),
+        Fact(
+            ("6.1",),
+            r"multi@55000000",
+            0,
+            "6.1 reserves all entries, tracks the first, says nothing",
+        ),
         Fact(
             ("6.12",),
             r"fdt_scan_reserved_mem_reg_nodes\(\) ignores 2 regions in node 'multi@55000000'",

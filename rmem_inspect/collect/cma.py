@@ -64,7 +64,7 @@ def read_cma_areas(prog: Program, errors: list[str]) -> list[CmaArea]:
         default = 0
     page_size = prog["PAGE_SIZE"].value_()
     multi = has_member(areas[0], "ranges")
-    out = []
+    out: list[CmaArea] = []
     for i in range(count):
         cma = areas[i]
         try:
@@ -106,7 +106,7 @@ def for_each_device(prog: Program, errors: list[str]) -> list[Object]:
     except (LookupError, FaultError) as e:
         errors.append(f"devices_kset unreadable: {e}")
         return []
-    out = []
+    out: list[Object] = []
     try:
         pos = head.next.read_()
         while pos.value_() != head.value_():
@@ -155,7 +155,7 @@ def read_assigned_devices(prog: Program, errors: list[str]) -> list[AssignedDevi
     except LookupError as e:
         errors.append(f"of_rmem_assigned_device_list not found: {e}")
         return []
-    out = []
+    out: list[AssignedDevice] = []
     try:
         pos = head.next.read_()
         for _ in range(MAX_DEVICES):
@@ -176,13 +176,11 @@ def read_assigned_devices(prog: Program, errors: list[str]) -> list[AssignedDevi
     return out
 
 
-def read_device_memory(
-    prog: Program, cma: list[CmaArea], errors: list[str]
-) -> list[DeviceMemory]:
+def read_device_memory(prog: Program, cma: list[CmaArea], errors: list[str]) -> list[DeviceMemory]:
     """Devices with their own CMA area, coherent pool or restricted swiotlb."""
     by_addr = {a.address: a.name for a in cma}
     page_size = prog["PAGE_SIZE"].value_()
-    out = []
+    out: list[DeviceMemory] = []
     devs = for_each_device(prog, errors)
     if not devs:
         return out
@@ -205,7 +203,10 @@ def read_device_memory(
             swiotlb = None
             if tlb and tlb != default_tlb:
                 t = cast("struct io_tlb_mem *", tlb)[0]
-                swiotlb = (t.defpool.start.value_(), t.defpool.end.value_() - t.defpool.start.value_())
+                swiotlb = (
+                    t.defpool.start.value_(),
+                    t.defpool.end.value_() - t.defpool.start.value_(),
+                )
         except (FaultError, LookupError, AttributeError) as e:
             errors.append(f"device at {dev.value_():#x} unreadable: {e}")
             continue

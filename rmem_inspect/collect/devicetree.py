@@ -36,8 +36,11 @@ __all__ = [
     "node_path",
 ]
 
-#: Default cell sizes of the root node (Devicetree Specification v0.4, 2.3.5).
-ROOT_ADDRESS_CELLS_DEFAULT = 2
+#: Default cell sizes of the root node as Linux applies them
+#: (OF_ROOT_NODE_ADDR_CELLS_DEFAULT / OF_ROOT_NODE_SIZE_CELLS_DEFAULT in
+#: include/linux/of.h, 1 on every architecture but SPARC); the Devicetree
+#: Specification says 2 for #address-cells, but the kernel's verdicts are what we check.
+ROOT_ADDRESS_CELLS_DEFAULT = 1
 ROOT_SIZE_CELLS_DEFAULT = 1
 
 _U64_MASK = (1 << 64) - 1

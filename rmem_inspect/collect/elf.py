@@ -95,7 +95,7 @@ def read_elf(path: str, *, sections: bool = False) -> ElfInfo:
             raise ElfError("not a 64-bit ELF file")
         little = ident[5] == 1
         e = "<" if little else ">"
-        (etype, machine) = struct.unpack_from(e + "HH", ident, 16)
+        etype, machine = struct.unpack_from(e + "HH", ident, 16)
         phoff, shoff = struct.unpack_from(e + "QQ", ident, 32)
         phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(e + "HHHHH", ident, 54)
         info = ElfInfo(path=path, machine=machine, type=etype, file_size=size)

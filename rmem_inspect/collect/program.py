@@ -107,9 +107,7 @@ def _vet_vmlinux(path: str, dump: ElfInfo | None, build_id: str | None) -> None:
     except (OSError, ElfError) as e:
         raise InputError(f"{path} is not a usable vmlinux: {e}") from None
     if dump is not None and vm.machine != dump.machine:
-        raise InputError(
-            f"architecture mismatch: the dump is {dump.arch}, {path} is {vm.arch}"
-        )
+        raise InputError(f"architecture mismatch: the dump is {dump.arch}, {path} is {vm.arch}")
     if not vm.has_dwarf:
         raise InputError(
             f"{path} has no debug info (.debug_info): use the vmlinux from the -dbg package"

@@ -354,17 +354,18 @@ def test_reserved_memory_cells_differ_from_root() -> None:
 
 @needs_dtc
 def test_cells_default_to_the_roots() -> None:
-    # No cells anywhere: the root defaults (2 address cells, 1 size cell) apply.
+    # No cells anywhere: Linux's root defaults (1 address cell, 1 size cell) apply,
+    # not the DT specification's 2 address cells.
     dts = """/dts-v1/;
 / {
-	memory@40000000 { device_type = "memory"; reg = <0x0 0x40000000 0x10000000>; };
+	memory@40000000 { device_type = "memory"; reg = <0x40000000 0x10000000>; };
 	reserved-memory {
-		fw@50000000 { reg = <0x0 0x50000000 0x100000>; };
+		fw@50000000 { reg = <0x50000000 0x100000>; };
 	};
 };
 """
     info = decode_dts(dts)
-    assert (info.root_address_cells, info.root_size_cells) == (2, 1)
+    assert (info.root_address_cells, info.root_size_cells) == (1, 1)
     assert (info.reserved_memory_address_cells, info.reserved_memory_size_cells) == (None, None)
     assert not info.reserved_memory_has_ranges
     assert info.regions[0].reg == [(0x50000000, 0x100000)]

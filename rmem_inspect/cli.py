@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""
+rmem-inspect command line.
+
+Every user-facing error is one line on stderr and exit status 2; findings at
+warning or above give exit status 1; a clean kernel gives 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from rmem_inspect import __version__
+
+__all__ = ["main"]
+
+EXAMPLES = """examples:
+  rmem-inspect report --vmcore vmcore --vmlinux vmlinux     # full report on a dump
+  rmem-inspect check --vmcore vmcore --format json           # findings only, for scripts
+  rmem-inspect report                                        # the running kernel (root)
+  rmem-inspect snapshot --vmcore vmcore -o board.json        # save what was read
+  rmem-inspect check --snapshot board.json                   # re-run the checks offline
+
+exit status: 0 no warning or error, 1 findings at warning or above, 2 bad input.
+The vmlinux is found by build-id in /usr/lib/debug and Debian -dbg layouts when
+--vmlinux is not given.
+"""
+
+
+def _add_source(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to inspect (default: the running kernel)")
+    g.add_argument("--vmcore", "-c", metavar="FILE", help="ELF or kdump crash dump")
+    g.add_argument("--vmlinux", "-s", metavar="FILE", help="vmlinux with debug info")
+    g.add_argument("--live", action="store_true", help="the running kernel via /proc/kcore")
+    g.add_argument("--snapshot", metavar="FILE", help="a JSON snapshot written by 'snapshot'")
+    p.add_argument(
+        "--no-linear-map",
+        action="store_true",
+        help="skip the page-table walk over no-map regions",
+    )
+    p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rmem-inspect",
+        description="Find out which devicetree reserved-memory carveouts the kernel dropped, "
+        "and why, from a crash dump or the running kernel.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+    )
+    parser.add_argument("--version", action="version", version=f"rmem_inspect {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_ in (
+        ("report", "kernel summary, every region, and the findings"),
+        ("check", "findings only; exit status says whether any is a warning or error"),
+    ):
+        p = sub.add_parser(name, help=help_, description=help_)
+        _add_source(p)
+        p.add_argument("--format", "-f", choices=("table", "json", "markdown"), default="table")
+        p.add_argument("--evidence", action="store_true", help="print each finding's evidence")
+    p = sub.add_parser("snapshot", help="save what was read as JSON (the checks' input)")
+    _add_source(p)
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="'-' for stdout")
+    return parser
+
+
+def _snapshot(args: argparse.Namespace) -> Any:
+    from rmem_inspect.errors import InputError
+    from rmem_inspect.model import Snapshot, SnapshotError
+
+    if args.snapshot:
+        try:
+            with open(args.snapshot) as f:
+                text = f.read()
+        except OSError as e:
+            raise InputError(f"cannot read snapshot {args.snapshot}: {e.strerror}") from None
+        try:
+            return Snapshot.loads(text)
+        except SnapshotError as e:
+            raise InputError(f"{args.snapshot} is not a valid snapshot: {e}") from None
+    from rmem_inspect.collect.program import open_live, open_vmcore
+    from rmem_inspect.inspect import inspect
+
+    if args.vmcore:
+        prog = open_vmcore(args.vmcore, args.vmlinux)
+        source = {"kind": "vmcore", "vmcore": os.path.abspath(args.vmcore)}
+    else:
+        prog = open_live(args.vmlinux)
+        source = {"kind": "live"}
+    return inspect(prog, source=source, linear_map=not args.no_linear_map)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from rmem_inspect.errors import InputError
+
+    try:
+        snap = _snapshot(args)
+        if args.command == "snapshot":
+            text = snap.dumps()
+            if args.output == "-":
+                sys.stdout.write(text)
+            else:
+                with open(args.output, "w") as f:
+                    f.write(text)
+            return 0
+        from rmem_inspect import checks
+        from rmem_inspect.render import render
+
+        report = checks.run(snap)
+        sys.stdout.write(
+            render(
+                report,
+                args.format,
+                findings_only=args.command == "check",
+                evidence=args.evidence,
+            )
+        )
+        return report.exit_status()
+    except InputError as e:
+        print(f"rmem-inspect: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # never a traceback for users; --debug shows it
+        if getattr(args, "debug", False):
+            raise
+        print(
+            f"rmem-inspect: error: internal error {type(e).__name__}: {e} "
+            "(rerun with --debug for a traceback and report it)",
+            file=sys.stderr,
+        )
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""
+render
+------
+
+Turn a :class:`~rmem_inspect.checks.Report` into what users read or script
+against: a text report (tables via tabulate), Markdown, and the JSON of SPEC §3
+(``kernel``, ``regions``, ``findings``; stable keys, extended freely).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from tabulate import tabulate
+
+from rmem_inspect import __version__
+from rmem_inspect.checks import Finding, Report, _fmt, _human
+
+__all__ = ["FORMATS", "render", "report_json"]
+
+FORMATS = ("table", "json", "markdown")
+JSON_SCHEMA = 1
+
+
+def _hex(v: int | None) -> str:
+    return "-" if v is None else f"{v:#x}"
+
+
+def report_json(report: Report, findings_only: bool = False) -> dict[str, Any]:
+    snap = report.snapshot
+    rm = snap.reserved_mem
+    kernel: dict[str, Any] = {
+        "release": snap.kernel.release,
+        "arch": snap.kernel.arch,
+        "build_id": snap.kernel.build_id,
+        "layout": rm.layout if rm else None,
+        "ops_layout": rm.ops_layout if rm else None,
+        "capacity": rm.capacity if rm else None,
+        "count": rm.count if rm else None,
+        "max_regions": rm.max_regions if rm else None,
+    }
+    if rm is not None and rm.layout == "dynamic-array":
+        kernel["dynamic_array"] = {
+            "address": rm.array_address,
+            "phys": rm.array_phys,
+            "bytes": (rm.capacity or 0) * rm.entry_size,
+            "points_to_init_array": rm.points_to_init_array,
+        }
+        kernel["init_array"] = {
+            "address": rm.init_array_address,
+            "bytes": rm.init_array_bytes,
+            "in_init_section": rm.init_array_in_init_section,
+            "readable": rm.init_array_readable,
+            "pages": rm.init_array_pages,
+            "pages_freed": rm.init_array_pages_freed,
+        }
+    out: dict[str, Any] = {
+        "schema": JSON_SCHEMA,
+        "tool": {"name": "rmem_inspect", "version": __version__},
+        "source": snap.source,
+        "kernel": kernel,
+    }
+    if not findings_only:
+        out["regions"] = [
+            {
+                "name": v.name,
+                "base": v.base,
+                "size": v.size,
+                "kind": v.kind,
+                "status": v.status,
+                "nomap": v.nomap,
+                "reusable": v.reusable,
+                "compatible": v.compatible,
+                "tracked": v.tracked,
+                "reserved": v.reserved,
+                "sources": v.sources,
+                "verdict": v.verdict,
+                "log": v.log,
+            }
+            for v in report.regions
+        ]
+        out["cma"] = [asdict(a) for a in snap.cma or []]
+        out["assigned_devices"] = [asdict(a) for a in snap.assigned or []]
+        out["devices"] = [asdict(d) for d in snap.devices or []]
+    out["findings"] = [asdict(f) for f in report.findings]
+    out["skipped"] = report.skipped
+    out["summary"] = {
+        s: sum(1 for f in report.findings if f.severity == s) for s in ("error", "warning", "info")
+    }
+    return out
+
+
+def _header(report: Report) -> list[tuple[str, str]]:
+    snap = report.snapshot
+    rm = snap.reserved_mem
+    rows = [
+        ("kernel", f"{snap.kernel.release} ({snap.kernel.arch})"),
+        ("source", ", ".join(f"{k}={v}" for k, v in snap.source.items()) or "-"),
+    ]
+    if rm is None:
+        rows.append(("reserved_mem", "not read: " + snap.missing.get("reserved_mem", "?")))
+        return rows
+    rows.append(
+        (
+            "reserved_mem",
+            f"{rm.layout}, {rm.count} of {rm.capacity} entries used"
+            + (f" (fixed {rm.max_regions})" if rm.layout == "static-array" else "")
+            + f", ops: {rm.ops_layout}",
+        )
+    )
+    if rm.layout == "dynamic-array":
+        state = (
+            "still the init-time array"
+            if rm.points_to_init_array
+            else f"in use at {_hex(rm.array_address)} (phys {_hex(rm.array_phys)}, "
+            f"{(rm.capacity or 0) * rm.entry_size} bytes)"
+        )
+        rows.append(("dynamic array", state))
+        freed = (
+            "unknown"
+            if rm.init_array_pages_freed is None
+            else f"{rm.init_array_pages_freed}/{rm.init_array_pages} pages freed"
+        )
+        rows.append(
+            (
+                "init array",
+                f"reserved_mem_array at {_hex(rm.init_array_address)}: "
+                + ("in the init section, " if rm.init_array_in_init_section else "")
+                + ("unmapped, " if rm.init_array_readable is False else "")
+                + freed,
+            )
+        )
+    mb = snap.memblock
+    if mb is not None:
+        rows.append(
+            (
+                "memblock",
+                f"{len(mb.memory)} memory, {len(mb.reserved)} reserved regions"
+                + ("" if mb.available else f" (NOT usable: {mb.note})"),
+            )
+        )
+    if snap.cma is not None:
+        rows.append(
+            (
+                "CMA",
+                "; ".join(
+                    f"{a.name} {_fmt(a.base, a.size)}"
+                    + (f" {a.used_pages} pages used" if a.used_pages is not None else "")
+                    + (" [default]" if a.is_default else "")
+                    for a in snap.cma
+                )
+                or "none",
+            )
+        )
+    if snap.assigned:
+        rows.append(("assigned", "; ".join(f"{a.device} -> {a.region}" for a in snap.assigned)))
+    s = {
+        sev: sum(1 for f in report.findings if f.severity == sev)
+        for sev in ("error", "warning", "info")
+    }
+    rows.append(("findings", f"{s['error']} error, {s['warning']} warning, {s['info']} info"))
+    return rows
+
+
+def _region_rows(report: Report) -> list[list[str]]:
+    rows = []
+    for v in report.regions:
+        rows.append(
+            [
+                v.name,
+                _hex(v.base),
+                _human(v.size) if v.size else "-",
+                v.kind,
+                ",".join(x for x, on in (("no-map", v.nomap), ("reusable", v.reusable)) if on)
+                or "-",
+                ",".join(v.compatible) or "-",
+                "yes" if v.tracked else "no",
+                "-" if v.reserved is None else ("yes" if v.reserved else "no"),
+                v.verdict,
+            ]
+        )
+    return rows
+
+
+def _finding_rows(findings: list[Finding]) -> list[list[str]]:
+    return [[f.severity, f.code, f.region or "-", f.message] for f in findings]
+
+
+def render(report: Report, fmt: str, *, findings_only: bool = False, evidence: bool = False) -> str:
+    """The report in ``fmt`` (table, json or markdown)."""
+    if fmt == "json":
+        return json.dumps(report_json(report, findings_only), indent=2) + "\n"
+    table_fmt = "github" if fmt == "markdown" else "simple"
+    out: list[str] = []
+
+    def section(title: str) -> None:
+        out.append(f"\n## {title}\n" if fmt == "markdown" else f"\n{title}\n{'=' * len(title)}")
+
+    if not findings_only:
+        if fmt == "markdown":
+            out.append("# rmem_inspect report\n")
+        out.append(tabulate(_header(report), tablefmt=table_fmt if fmt == "markdown" else "plain"))
+        section(f"Regions ({len(report.regions)})")
+        out.append(
+            tabulate(
+                _region_rows(report),
+                headers=["name", "base", "size", "kind", "flags", "compatible", "tracked",
+                         "reserved", "verdict"],  # fmt: skip
+                tablefmt=table_fmt,
+            )
+            if report.regions
+            else "(no reserved-memory regions)"
+        )
+    section(f"Findings ({len(report.findings)})")
+    if report.findings:
+        out.append(
+            tabulate(
+                _finding_rows(report.findings),
+                headers=["severity", "code", "region", "message"],
+                tablefmt=table_fmt,
+                maxcolwidths=[None, None, 24, 90] if fmt == "table" else None,
+            )
+        )
+    else:
+        out.append("no findings")
+    if evidence and report.findings:
+        section("Evidence")
+        for f in report.findings:
+            if f.evidence:
+                out.append(f"{f.code} {f.region or ''}: " + json.dumps(f.evidence, sort_keys=True))
+    if report.skipped:
+        section("Checks skipped")
+        out.append(tabulate(sorted(report.skipped.items()), headers=["checks", "missing source"],
+                            tablefmt=table_fmt))  # fmt: skip
+    return "\n".join(out).lstrip("\n") + "\n"
