@@ -218,7 +218,6 @@ class LogIndex:
                 for cand in (tok, tok.rstrip(",.-:")):
                     if cand in known and cand not in seen:
                         seen.add(cand)
-                        line.region = line.region or cand
                         self.by_region.setdefault(cand, []).append(text)
 
     def named(self, kind: str, name: str, group: int = 1) -> list[str]:
