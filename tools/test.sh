@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Set up, build every real dump (3 kernel series x every scenario), check formatting
+# and types, and run every test tier.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+start=$(date +%s)
+.venv/bin/python -m vmcores.build
+echo "factory: $(( $(date +%s) - start )) s"
+.venv/bin/black --check -q rmem_inspect vmcores tests tools
+.venv/bin/ruff check -q rmem_inspect vmcores tests tools
+.venv/bin/mypy rmem_inspect vmcores
+exec .venv/bin/python -m pytest "$@"
