@@ -17,7 +17,7 @@ from typing import Any
 from tabulate import tabulate
 
 from rmem_inspect import __version__
-from rmem_inspect.checks import Finding, Report, _fmt, _human
+from rmem_inspect.checks import Finding, RangeSet, Report, _fmt, _human
 
 __all__ = ["FORMATS", "render", "report_json"]
 
@@ -118,6 +118,15 @@ def _header(report: Report) -> list[tuple[str, str]]:
             else f"in use at {_hex(rm.array_address)} (phys {_hex(rm.array_phys)}, "
             f"{(rm.capacity or 0) * rm.entry_size} bytes)"
         )
+        if rm.array_phys is not None and snap.memblock is not None and snap.memblock.available:
+            rng = RangeSet((r.base, r.size) for r in snap.memblock.reserved).containing(
+                rm.array_phys
+            )
+            state += (
+                f", inside memblock.reserved {_fmt(*rng)}"
+                if rng
+                else ", NOT inside any memblock.reserved range"
+            )
         rows.append(("dynamic array", state))
         freed = (
             "unknown"
