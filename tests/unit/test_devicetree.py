@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
-import subprocess
 
 import pytest
 
@@ -23,38 +21,10 @@ from rmem_inspect.collect.devicetree import (
 )
 from rmem_inspect.collect.fdt import parse_fdt
 from rmem_inspect.model import DtInfo, DtRegion, KernelInfo, Snapshot
+from tests.unit.dts import BASE_DTS, dtc, needs_dtc
 from vmcores.scenarios import SCENARIOS, Scenario, overlay_dts
 
 pytestmark = pytest.mark.unit
-
-needs_dtc = pytest.mark.skipif(shutil.which("dtc") is None, reason="dtc is not installed")
-
-#: What QEMU's virt DT has that the scenario overlays rely on.
-BASE_DTS = """/dts-v1/;
-/ {
-	#address-cells = <2>;
-	#size-cells = <2>;
-	compatible = "linux,dummy-virt";
-	chosen {
-		bootargs = "console=ttyAMA0";
-	};
-	memory@40000000 {
-		device_type = "memory";
-		reg = <0x0 0x40000000 0x0 0x40000000>;
-	};
-};
-"""
-
-
-def dtc(dts: str, *args: str) -> bytes:
-    proc = subprocess.run(
-        ["dtc", "-q", "-I", "dts", "-O", "dtb", *args, "-o", "-", "-"],
-        input=dts.encode(),
-        capture_output=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    return proc.stdout
 
 
 def decode_dts(dts: str, *args: str) -> DtInfo:

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
-import subprocess
 import time
 from collections.abc import Callable, Iterable
 
@@ -23,36 +21,9 @@ from rmem_inspect.collect.fdt import (
     header_total_size,
     parse_fdt,
 )
+from tests.unit.dts import decompile, dtc
 
 pytestmark = pytest.mark.unit
-
-if shutil.which("dtc") is None:
-    pytest.skip("dtc (device-tree-compiler) is not installed", allow_module_level=True)
-
-
-def dtc(dts: str, *args: str) -> bytes:
-    """Compile DTS text to a blob with dtc."""
-    proc = subprocess.run(
-        ["dtc", "-q", "-I", "dts", "-O", "dtb", *args, "-o", "-", "-"],
-        input=dts.encode(),
-        capture_output=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    return proc.stdout
-
-
-def decompile(blob: bytes) -> str:
-    """Decompile a blob with dtc (to check that hand-made blobs are valid)."""
-    proc = subprocess.run(
-        ["dtc", "-q", "-I", "dtb", "-O", "dts", "-o", "-", "-"],
-        input=blob,
-        capture_output=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    return proc.stdout.decode()
-
 
 SIMPLE_DTS = """/dts-v1/;
 /memreserve/ 0x48000000 0x100000;

@@ -7,9 +7,7 @@ the reader raises FdtError or returns a tree, and the decoder never raises.
 from __future__ import annotations
 
 import functools
-import shutil
 import struct
-import subprocess
 
 import pytest
 from hypothesis import given, settings
@@ -18,13 +16,12 @@ from hypothesis import strategies as st
 from rmem_inspect.collect.devicetree import RawNode, decode_tree
 from rmem_inspect.collect.fdt import FdtError, header_total_size, parse_fdt
 from rmem_inspect.model import DtInfo, KernelInfo, Snapshot
+from tests.unit.dts import dtc, needs_dtc
 from vmcores.scenarios import SCENARIOS, overlay_dts
 
 pytestmark = pytest.mark.unit
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True)
-
-needs_dtc = pytest.mark.skipif(shutil.which("dtc") is None, reason="dtc is not installed")
 
 BASE_DTS = """/dts-v1/;
 /memreserve/ 0x48000000 0x100000;
@@ -46,13 +43,7 @@ BASE_DTS = """/dts-v1/;
 @functools.cache
 def valid_blob() -> bytes:
     """The baseline scenario compiled by dtc: reserved-memory and consumers."""
-    proc = subprocess.run(
-        ["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", "-", "-"],
-        input=(BASE_DTS + overlay_dts(SCENARIOS["baseline"])).encode(),
-        capture_output=True,
-        check=True,
-    )
-    return proc.stdout
+    return dtc(BASE_DTS + overlay_dts(SCENARIOS["baseline"]))
 
 
 def check(blob: bytes) -> None:
