@@ -6,8 +6,9 @@ drgn_script
 The ``rmem-inspect`` report as a drgn script, for people who already have drgn
 open on a dump (or the running kernel) and want the same output::
 
-    drgn -c VMCORE -s VMLINUX "$(python -c 'import rmem_inspect.drgn_script as m; print(m.__file__)')" \\
-        [report | check] [--format table|json|markdown] [--evidence] [--no-linear-map]
+    script=$(python -c 'import rmem_inspect.drgn_script as m; print(m.__file__)')
+    drgn -c VMCORE -s VMLINUX "$script" [report | check] [--format table|json|markdown] \\
+        [--evidence] [--no-linear-map]
 
 drgn runs the file with a global ``prog`` and the script's arguments in
 ``sys.argv``. Standard output and the exit status are those of
@@ -45,7 +46,9 @@ def program_source(prog: Program) -> dict[str, Any]:
     import drgn
 
     if prog.flags & drgn.ProgramFlags.IS_LIVE:
-        return {"kind": "live"}
+        # The running kernel is local; a live kernel elsewhere is a QEMU guest over QMP
+        # (drgn --qemu), whose socket drgn does not expose.
+        return {"kind": "live" if prog.flags & drgn.ProgramFlags.IS_LOCAL else "qemu"}
     path = getattr(prog, "core_dump_path", None)  # drgn >= 0.0.33
     if path:
         return {"kind": "vmcore", "vmcore": os.path.abspath(path)}
