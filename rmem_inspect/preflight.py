@@ -1,0 +1,848 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""
+preflight
+---------
+
+Predict, from a devicetree blob alone, what a kernel generation will do with
+its /reserved-memory node: which regions it tracks, where it places the dynamic
+ones, which it drops and why. No drgn, no kernel: the boot-time code of
+drivers/of/of_reserved_mem.c (and, for the static-array kernels,
+drivers/of/fdt.c) is replayed step by step over a small memblock model built
+from the DT's memory nodes and /memreserve/ entries.
+
+The result is a synthetic :class:`~rmem_inspect.model.Snapshot` (the
+``reserved_mem`` array, memblock, CMA areas and the kernel log lines the kernel
+would have printed), on which :func:`rmem_inspect.checks.run` produces the same
+findings, with the same codes and causes, as on a dump of that kernel::
+
+    >>> from rmem_inspect.preflight import preflight
+    >>> result = preflight(open("board.dtb", "rb").read(), "static-array")
+    >>> for f in result.report.findings: print(f.code, f.region, f.message)
+
+Three layouts (SPEC §1):
+
+``static-array`` (6.1 and older)
+    one DT-order pass reserves every static range and saves static and
+    dynamic nodes into a fixed 64-entry array; the array is then sorted by
+    base (the kernel's heapsort, which is not stable) and the dynamic entries
+    are allocated in that order. A dynamic entry whose allocation fails stays
+    in the array with size 0.
+``dynamic-array`` (6.12)
+    the early pass reserves every static range and collects up to 64 dynamic
+    nodes, allocates and saves them; after paging the array is sized from the
+    count, and the static nodes are saved (first ``reg`` entry only).
+``node-ops`` (7.x)
+    as 6.12, but only a node's first ``reg`` entry is reserved, a ``reg`` or
+    ``alloc-ranges`` of a bad length counts as absent, and CMA nodes are
+    validated through ``reserved_mem_ops.node_validate``.
+
+What a DTB cannot say: where the boot loader put the kernel, the initramfs and
+the DTB itself (all memblock-reserved before the scan), the ``cma=`` command
+line, and which reserved-memory drivers the kernel was built with. Pass the
+first as ``extra_reserved``; the generic ``shared-dma-pool`` and
+``restricted-dma-pool`` drivers are assumed built in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from rmem_inspect import __version__, checks
+from rmem_inspect.collect.devicetree import RawNode, decode_tree
+from rmem_inspect.collect.fdt import FdtError, parse_fdt
+from rmem_inspect.errors import InputError
+from rmem_inspect.model import (
+    CmaArea,
+    DtInfo,
+    KernelInfo,
+    LogLine,
+    MemblockRegion,
+    MemblockState,
+    ReservedMemState,
+    RmemEntry,
+    Snapshot,
+)
+
+__all__ = [
+    "LAYOUTS",
+    "LAYOUT_ALIASES",
+    "Placement",
+    "PreflightResult",
+    "kernel_sort",
+    "preflight",
+    "resolve_layout",
+]
+
+T = TypeVar("T")
+
+#: The three reserved_mem layouts preflight can replay.
+LAYOUTS = ("static-array", "dynamic-array", "node-ops")
+#: Kernel series names accepted for ``--kernel`` (the factory's series).
+LAYOUT_ALIASES = {"6.1": "static-array", "6.12": "dynamic-array", "7.x": "node-ops"}
+
+#: MAX_RESERVED_REGIONS in drivers/of/of_reserved_mem.c (every version).
+MAX_RESERVED_REGIONS = 64
+#: SMP_CACHE_BYTES on arm64 (L1_CACHE_BYTES): the default alignment.
+SMP_CACHE_BYTES = 64
+#: memblock_find_in_range_node() never returns the first page.
+PAGE_SIZE = 4096
+#: CMA_MIN_ALIGNMENT_BYTES on arm64 with 4 KiB pages: pageblock_nr_pages
+#: (HUGETLB_PAGE_ORDER 9) pages.
+CMA_MIN_ALIGNMENT_BYTES = 2 << 20
+#: enum memblock_flags.
+MEMBLOCK_NOMAP = 4
+#: ``pr_fmt`` of drivers/of/of_reserved_mem.c and drivers/of/fdt.c.
+RMEM_PREFIX = "OF: reserved mem: "
+FDT_PREFIX = "OF: fdt: "
+#: phys_addr_t "too large" sentinel (MEMBLOCK_ALLOC_ANYWHERE).
+_ANYWHERE = (1 << 64) - 1
+
+
+def resolve_layout(name: str) -> str:
+    """A layout name or series alias -> one of :data:`LAYOUTS`; InputError otherwise."""
+    layout = LAYOUT_ALIASES.get(name, name)
+    if layout not in LAYOUTS:
+        choices = ", ".join(list(LAYOUTS) + list(LAYOUT_ALIASES))
+        raise InputError(f"unknown kernel layout {name!r}: choose one of {choices}")
+    return layout
+
+
+@dataclass
+class Placement:
+    """What the replayed kernel did with one okay /reserved-memory child."""
+
+    name: str
+    kind: str
+    #: tracked, unallocated (tracked with size 0), dropped.
+    outcome: str
+    base: int | None = None
+    size: int | None = None
+    reason: str = ""
+
+
+@dataclass
+class PreflightResult:
+    layout: str
+    snapshot: Snapshot
+    report: checks.Report
+    placements: list[Placement] = field(default_factory=list)
+
+    @property
+    def log(self) -> list[str]:
+        return [line.text for line in self.snapshot.log or []]
+
+
+# --------------------------------------------------------------------------
+# lib/sort.c
+
+
+def kernel_sort(items: list[T], cmp: Callable[[T, T], int]) -> None:
+    """
+    Sort ``items`` in place exactly like lib/sort.c's sort() of 6.1: a bottom-up
+    heapsort, not stable. The order of entries that compare equal (6.1's dynamic
+    entries, all base 0 and size 0) decides which one memblock serves first.
+    """
+    n = len(items)
+    a = n // 2
+    if not a:
+        return
+    while True:
+        if a:
+            a -= 1
+        else:
+            n -= 1
+            if n == 0:
+                break
+            items[0], items[n] = items[n], items[0]
+        b = a
+        while True:
+            c = 2 * b + 1
+            d = c + 1
+            if d >= n:
+                break
+            b = c if cmp(items[c], items[d]) >= 0 else d
+        if d == n:
+            b = c
+        while b != a and cmp(items[a], items[b]) >= 0:
+            b = (b - 1) // 2
+        c = b
+        while b != a:
+            b = (b - 1) // 2
+            items[b], items[c] = items[c], items[b]
+
+
+# --------------------------------------------------------------------------
+# memblock
+
+
+class _Memblock:
+    """The parts of mm/memblock.c the reserved-memory scan exercises."""
+
+    def __init__(self, memory: Iterable[tuple[int, int]]) -> None:
+        self.memory = _merge(memory)
+        self.reserved: list[tuple[int, int]] = []
+        self.nomap: list[tuple[int, int]] = []
+        self.bottom_up = False
+
+    def reserve(self, base: int, size: int) -> None:
+        self.reserved = _merge(self.reserved + [(base, size)])
+
+    def free(self, base: int, size: int) -> None:
+        self.reserved = _subtract(self.reserved, [(base, size)])
+
+    def mark_nomap(self, base: int, size: int) -> None:
+        # memblock_mark_nomap() only flags memory that exists.
+        self.nomap = _merge(self.nomap + _intersect(self.memory, [(base, size)]))
+
+    def clear_nomap(self, base: int, size: int) -> None:
+        self.nomap = _subtract(self.nomap, [(base, size)])
+
+    def overlaps_memory(self, base: int, size: int) -> bool:
+        return _overlaps(self.memory, base, size)
+
+    def is_region_reserved(self, base: int, size: int) -> bool:
+        return _overlaps(self.reserved, base, size)
+
+    def phys_alloc_range(self, size: int, align: int, start: int, end: int) -> int:
+        """memblock_phys_alloc_range(): 0 on failure, the base otherwise (and reserve it)."""
+        start = max(start, PAGE_SIZE)
+        if end == _ANYWHERE:
+            end = max((b + s for b, s in self.memory), default=0)
+        free = _subtract(_subtract(self.memory, self.nomap), self.reserved)
+        window = _intersect(free, [(start, end - start)]) if end > start else []
+        found = 0
+        if self.bottom_up:
+            for b, s in window:
+                cand = -(-b // align) * align
+                if cand + size <= b + s:
+                    found = cand
+                    break
+        else:
+            for b, s in reversed(window):
+                if s < size:
+                    continue
+                cand = (b + s - size) // align * align
+                if cand >= b:
+                    found = cand
+                    break
+        if found:
+            self.reserve(found, size)
+        return found
+
+
+def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for b, s in sorted(r for r in ranges if r[1] > 0):
+        if out and b <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b + s)
+        else:
+            out.append([b, b + s])
+    return [(b, e - b) for b, e in out]
+
+
+def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out = []
+    for ab, asz in _merge(a):
+        for bb, bsz in _merge(b):
+            lo, hi = max(ab, bb), min(ab + asz, bb + bsz)
+            if lo < hi:
+                out.append((lo, hi - lo))
+    return _merge(out)
+
+
+def _subtract(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out = _merge(a)
+    for bb, bsz in _merge(b):
+        nxt = []
+        for ab, asz in out:
+            if bb + bsz <= ab or ab + asz <= bb:
+                nxt.append((ab, asz))
+                continue
+            if ab < bb:
+                nxt.append((ab, bb - ab))
+            if bb + bsz < ab + asz:
+                nxt.append((bb + bsz, ab + asz - bb - bsz))
+        out = nxt
+    return out
+
+
+def _overlaps(ranges: list[tuple[int, int]], base: int, size: int) -> bool:
+    return any(b < base + size and base < b + s for b, s in ranges)
+
+
+# --------------------------------------------------------------------------
+# The node as the flat-DT accessors of the kernel read it
+
+
+@dataclass
+class _Node:
+    name: str
+    props: dict[str, bytes]
+    fdt_node: int
+
+    def has(self, prop: str) -> bool:
+        return prop in self.props
+
+    @property
+    def available(self) -> bool:
+        status = self.props.get("status")
+        if status is None:
+            return True
+        text = status.split(b"\0", 1)[0].decode(errors="replace")
+        return text in ("okay", "ok")
+
+    def compatible(self, compat: str) -> bool:
+        value = self.props.get("compatible", b"")
+        return compat in [c.decode(errors="replace") for c in value.split(b"\0")]
+
+    @property
+    def nomap(self) -> bool:
+        return "no-map" in self.props
+
+    @property
+    def reusable(self) -> bool:
+        return "reusable" in self.props
+
+
+def _cells(data: bytes, n: int, offset: int) -> int:
+    """dt_mem_next_cell(): ``n`` cells at ``offset`` bytes, truncated to 64 bits."""
+    v = int.from_bytes(data[offset : offset + 4 * n], "big") if n else 0
+    return v & _ANYWHERE
+
+
+def _pairs(data: bytes, ac: int, sc: int) -> list[tuple[int, int]]:
+    t = (ac + sc) * 4
+    return [(_cells(data, ac, i), _cells(data, sc, i + ac * 4)) for i in range(0, len(data), t)]
+
+
+# --------------------------------------------------------------------------
+# The replay
+
+
+@dataclass
+class _Entry:
+    node: _Node
+    name: str
+    base: int
+    size: int
+    ops: str | None = None
+
+
+class _Kernel:
+    def __init__(
+        self,
+        layout: str,
+        root: RawNode,
+        mem_reserve: list[tuple[int, int]],
+        extra_reserved: list[tuple[int, int]],
+        cma_alignment: int,
+        memory: list[tuple[int, int]],
+    ) -> None:
+        self.layout = layout
+        self.ac = _root_cells(root, "#address-cells", 1)
+        self.sc = _root_cells(root, "#size-cells", 1)
+        self.t_len = (self.ac + self.sc) * 4
+        self.cma_alignment = cma_alignment
+        self.memblock = _Memblock(memory)
+        for b, s in extra_reserved:
+            self.memblock.reserve(b, s)
+        self.mem_reserve = mem_reserve
+        self.log: list[LogLine] = []
+        self.entries: list[_Entry] = []
+        self.capacity = MAX_RESERVED_REGIONS
+        self.cma: list[CmaArea] = []
+        self.placements: dict[str, Placement] = {}
+        self.rmem = _find_rmem(root)
+        self.children: list[_Node] = []
+        if self.rmem is not None:
+            self.children = [_Node(c.name, c.props, i) for i, c in enumerate(self.rmem.children)]
+
+    # -- log --------------------------------------------------------------
+    def pr(self, text: str, prefix: str = RMEM_PREFIX) -> None:
+        self.log.append(LogLine(text=prefix + text))
+
+    def place(self, node: _Node, outcome: str, reason: str, base: int = 0, size: int = 0) -> None:
+        kind = "static" if "reg" in node.props else "dynamic"
+        self.placements[node.name] = Placement(
+            node.name,
+            kind,
+            outcome,
+            base if outcome == "tracked" else None,
+            size if outcome == "tracked" else None,
+            reason,
+        )
+
+    # -- shared pieces ----------------------------------------------------
+    def check_root(self) -> bool:
+        assert self.rmem is not None
+        for prop, want in (("#size-cells", self.sc), ("#address-cells", self.ac)):
+            v = self.rmem.props.get(prop)
+            if v is None or len(v) < 4 or int.from_bytes(v[:4], "big") != want:
+                return False
+        return "ranges" in self.rmem.props
+
+    def reserve_memory(self, base: int, size: int, nomap: bool) -> bool:
+        """early_init_dt_reserve_memory(); False for -EBUSY."""
+        mb = self.memblock
+        if nomap:
+            if mb.overlaps_memory(base, size) and mb.is_region_reserved(base, size):
+                return False
+            mb.mark_nomap(base, size)
+            return True
+        mb.reserve(base, size)
+        return True
+
+    def reserve_one(self, node: _Node, base: int, size: int) -> None:
+        if size and self.reserve_memory(base, size, node.nomap):
+            return
+        prefix = RMEM_PREFIX if self.layout != "static-array" else FDT_PREFIX
+        self.pr(
+            f"Reserved memory: failed to reserve memory for node '{node.name}': base "
+            f"{base:#018x}, size {size >> 20} MiB",
+            prefix,
+        )
+
+    def alloc_arch(self, size: int, align: int, start: int, end: int, nomap: bool) -> int:
+        """early_init_dt_alloc_reserved_memory_arch(): the base, or 0."""
+        end = _ANYWHERE if not end else end
+        align = align or SMP_CACHE_BYTES
+        base = self.memblock.phys_alloc_range(size, align, start, end)
+        if base and nomap:
+            self.memblock.mark_nomap(base, size)
+        return base
+
+    def alloc_in_range(self, size: int, align: int, start: int, end: int, nomap: bool) -> int:
+        """__reserved_mem_alloc_in_range() (6.12+): direction from saved neighbours."""
+        bottom_up = top_down = False
+        for e in self.entries:
+            if e.size == 0:
+                continue
+            if e.base <= start <= e.base + e.size:
+                bottom_up = True
+            if e.base <= end <= e.base + e.size:
+                top_down = True
+        prev = self.memblock.bottom_up
+        if bottom_up != top_down:
+            self.memblock.bottom_up = bottom_up
+        base = self.alloc_arch(size, align, start, end, nomap)
+        self.memblock.bottom_up = prev
+        return base
+
+    def alloc_size(self, node: _Node) -> tuple[int, int, str]:
+        """__reserved_mem_alloc_size(): (base, size, why) with base 0 on failure."""
+        name = node.name
+        prop = node.props.get("size")
+        if prop is None:
+            return 0, 0, "no size property"
+        if len(prop) != self.sc * 4:
+            self.pr(f"invalid size property in '{name}' node.")
+            return 0, 0, f"invalid size property (length {len(prop)})"
+        size = _cells(prop, self.sc, 0)
+        align = 0
+        prop = node.props.get("alignment")
+        if prop is not None:
+            if len(prop) != self.ac * 4:
+                self.pr(f"invalid alignment property in '{name}' node.")
+                return 0, 0, f"invalid alignment property (length {len(prop)})"
+            align = _cells(prop, self.ac, 0)
+        nomap = node.nomap
+        if node.compatible("shared-dma-pool") and node.reusable and not nomap:
+            align = max(align, self.cma_alignment)
+        ranges = node.props.get("alloc-ranges")
+        base = 0
+        window = "all memory"
+        if ranges is not None and len(ranges) % self.t_len:
+            if self.layout != "node-ops":
+                self.pr(f"invalid alloc-ranges property in '{name}', skipping node.")
+                return 0, 0, f"invalid alloc-ranges property (length {len(ranges)})"
+            ranges = None  # of_flat_dt_get_addr_size_prop() returns NULL
+        if ranges is not None:
+            pairs = _pairs(ranges, self.ac, self.sc)
+            window = ", ".join(f"{b:#x}..{b + s - 1:#x}" for b, s in pairs) or "no range"
+            for start, length in pairs:
+                end = (start + length) & _ANYWHERE
+                if self.layout == "static-array":
+                    base = self.alloc_arch(size, align, start, end, nomap)
+                else:
+                    base = self.alloc_in_range(size, align, start, end, nomap)
+                if base:
+                    break
+        else:
+            base = self.alloc_arch(size, align, 0, 0, nomap)
+        if base == 0:
+            self.pr(f"failed to allocate memory for node '{name}': size {size >> 20} MiB")
+            return (
+                0,
+                0,
+                (
+                    f"allocation of {size:#x} bytes (alignment {align or SMP_CACHE_BYTES:#x}) "
+                    f"failed in {window}"
+                ),
+            )
+        return base, size, ""
+
+    def init_node(self, e: _Entry) -> None:
+        """__reserved_mem_init_node(): the generic drivers' setup and its failure path."""
+        node = e.node
+        ops: str | None = None
+        failed = False
+        if node.compatible("shared-dma-pool"):
+            if node.reusable and not node.nomap:
+                if (e.base | e.size) % self.cma_alignment:
+                    self.pr("Reserved memory: incorrect alignment of CMA region", "")
+                    failed = True
+                else:
+                    ops = "rmem_cma_ops"
+                    self.cma.append(
+                        CmaArea(
+                            name=e.name,
+                            base=e.base,
+                            size=e.size,
+                            is_default=node.has("linux,cma-default"),
+                        )
+                    )
+            elif not node.reusable:
+                ops = "rmem_dma_ops"
+            else:
+                failed = True
+        elif node.compatible("restricted-dma-pool"):
+            if node.reusable or node.nomap:
+                failed = True
+            else:
+                ops = "rmem_swiotlb_ops"
+        if failed:
+            self.pr(f"node {e.name} compatible matching fail")
+            if node.nomap:
+                self.memblock.clear_nomap(e.base, e.size)
+            else:
+                self.memblock.free(e.base, e.size)
+            return
+        e.ops = ops
+        if ops == "rmem_cma_ops":
+            self.pr(
+                f"Reserved memory: created CMA memory pool at {e.base:#018x}, size "
+                f"{e.size >> 20} MiB",
+                "",
+            )
+        elif ops == "rmem_dma_ops":
+            size = f"{e.size >> 10} KiB" if self.layout == "node-ops" else f"{e.size >> 20} MiB"
+            self.pr(f"Reserved memory: created DMA memory pool at {e.base:#018x}, size {size}", "")
+        if ops is not None:
+            compat = "restricted-dma-pool" if ops == "rmem_swiotlb_ops" else "shared-dma-pool"
+            self.pr(f"initialized node {e.name}, compatible id {compat}")
+        if self.layout != "static-array":
+            kind = ("nomap" if node.nomap else "map") + (
+                " reusable" if node.reusable else " non-reusable"
+            )
+            self.pr(
+                f"{e.base:#018x}..{e.base + e.size - 1:#018x} ({e.size >> 10} KiB) {kind} "
+                f"{e.name}"
+            )
+
+    def save(self, node: _Node, base: int, size: int) -> _Entry | None:
+        if len(self.entries) == self.capacity:
+            if self.layout == "node-ops":
+                self.pr(f"not enough space for all defined regions, skip '{node.name}'")
+            else:
+                self.pr("not enough space for all defined regions.")
+            self.place(node, "dropped", f"reserved_mem array full ({self.capacity} entries)")
+            return None
+        e = _Entry(node, node.name, base, size)
+        self.entries.append(e)
+        return e
+
+    def check_overlap(self, cmp_: Callable[[_Entry, _Entry], int]) -> None:
+        if len(self.entries) < 2:
+            return
+        kernel_sort(self.entries, cmp_)
+        for this, nxt in zip(self.entries, self.entries[1:], strict=False):
+            if this.base + this.size > nxt.base:
+                self.pr("OVERLAP DETECTED!")
+                self.log.append(
+                    LogLine(
+                        text=f"{this.name} ({this.base:#018x}--{this.base + this.size:#018x}) "
+                        f"overlaps with {nxt.name} ({nxt.base:#018x}--{nxt.base + nxt.size:#018x})"
+                    )
+                )
+
+    # -- 6.1 --------------------------------------------------------------
+    def run_static(self) -> None:
+        for b, s in self.mem_reserve:
+            self.memblock.reserve(b, s)
+        if self.rmem is None:
+            return
+        if not self.check_root():
+            self.pr("Reserved memory: unsupported node format, ignoring", FDT_PREFIX)
+            for n in self.children:
+                if n.available:
+                    self.place(n, "dropped", "/reserved-memory has unsupported cells/ranges")
+            return
+        for node in self.children:
+            if not node.available:
+                continue
+            reg = node.props.get("reg")
+            if reg is not None:
+                if len(reg) and len(reg) % self.t_len:
+                    self.pr(
+                        f"Reserved memory: invalid reg property in '{node.name}', skipping node.",
+                        FDT_PREFIX,
+                    )
+                    self.place(node, "dropped", f"invalid reg property (length {len(reg)})")
+                    continue
+                pairs = _pairs(reg, self.ac, self.sc)
+                for i, (b, s) in enumerate(pairs):
+                    self.reserve_one(node, b, s)
+                    if i == 0:
+                        e = self.save(node, b, s)
+                        if e is not None:
+                            self.place(node, "tracked", "", b, s)
+                if not pairs:
+                    self.place(node, "dropped", "reg is empty")
+            elif node.has("size"):
+                if self.save(node, 0, 0) is not None:
+                    self.place(node, "unallocated", "not allocated yet")
+
+        def cmp(a: _Entry, b: _Entry) -> int:
+            return (a.base > b.base) - (a.base < b.base) or (a.size > b.size) - (a.size < b.size)
+
+        self.check_overlap(cmp)
+        for e in self.entries:
+            if e.size == 0:
+                base, size, why = self.alloc_size(e.node)
+                if not base:
+                    self.place(e.node, "unallocated", why or "size 0")
+                    continue
+                e.base, e.size = base, size
+                self.place(e.node, "tracked", "", base, size)
+            self.init_node(e)
+
+    # -- 6.12 / 7.x -------------------------------------------------------
+    def reg_entries(self, node: _Node) -> list[tuple[int, int]] | None:
+        """The node's reg as this layout's early scan sees it; None: absent (-ENOENT)."""
+        reg = node.props.get("reg")
+        if reg is None:
+            return None
+        if self.layout == "node-ops" and (not reg or len(reg) % self.t_len):
+            return None
+        return _pairs(reg, self.ac, self.sc)
+
+    def run_dynamic(self) -> None:
+        node_ops = self.layout == "node-ops"
+        # fdt_reserve_elfcorehdr() comes first (no elfcorehdr here); /memreserve/ after the scan.
+        if self.rmem is None:
+            self._memreserve()
+            self.capacity = 0
+            self.pr("Reserved memory: No reserved-memory node in the DT")
+            return
+        if not self.check_root():
+            self.pr("Reserved memory: unsupported node format, ignoring")
+            for n in self.children:
+                if n.available:
+                    self.place(n, "dropped", "/reserved-memory has unsupported cells/ranges")
+            self._memreserve()
+            self.capacity = 0 if node_ops else MAX_RESERVED_REGIONS
+            return
+        count = 0
+        dynamic: list[_Node] = []
+        for node in self.children:
+            if not node.available:
+                continue
+            reg = node.props.get("reg")
+            pairs = self.reg_entries(node)
+            if pairs is None:
+                err = "ENOENT"
+            elif not node_ops and len(reg or b"") % self.t_len:
+                self.pr(f"Reserved memory: invalid reg property in '{node.name}', skipping node.")
+                self.place(node, "dropped", f"invalid reg property (length {len(reg or b'')})")
+                err = "EINVAL"
+            else:
+                if node_ops and len(pairs) > 1:
+                    self.pr(
+                        f"Reserved memory: node '{node.name}' has {len(pairs)} <base size> "
+                        "entries, only the first is used"
+                    )
+                for b, s in pairs[:1] if node_ops else pairs:
+                    self.reserve_one(node, b, s)
+                err = ""
+                count += 1
+            if err != "ENOENT" or not node.has("size"):
+                if err == "ENOENT":
+                    why = (
+                        f"invalid reg property (length {len(reg)}) and no size"
+                        if reg is not None
+                        else "neither reg nor size"
+                    )
+                    self.place(node, "dropped", why)
+                continue
+            if len(dynamic) == MAX_RESERVED_REGIONS:
+                self.pr(f"too many defined dynamic regions, skip '{node.name}'")
+                self.place(
+                    node,
+                    "dropped",
+                    f"more than {MAX_RESERVED_REGIONS} dynamic regions: skipped by the early "
+                    "scan, never allocated",
+                )
+                continue
+            dynamic.append(node)
+        for node in dynamic:
+            base, size, why = self.alloc_size(node)
+            if not base:
+                self.place(node, "dropped", why)
+                continue
+            e = self.save(node, base, size)
+            if e is not None:
+                self.init_node(e)
+                self.place(node, "tracked", "", base, size)
+            count += 1
+        self.capacity = count
+        self._memreserve()
+        # After paging: fdt_scan_reserved_mem_reg_nodes() / fdt_scan_reserved_mem_late().
+        for node in self.children:
+            reg = node.props.get("reg")
+            if reg is None or not node.available:
+                continue
+            pairs = self.reg_entries(node)
+            if pairs is None or (not node_ops and len(reg) % self.t_len):
+                continue
+            if not pairs:
+                # 6.12 reads past an empty reg: what it saves is undefined.
+                self.place(node, "dropped", "reg is empty")
+                continue
+            if not node_ops and len(pairs) > 1:
+                self.pr(
+                    f"fdt_scan_reserved_mem_reg_nodes() ignores {len(pairs) - 1} regions in "
+                    f"node '{node.name}'"
+                )
+            b, s = pairs[0]
+            if not s:
+                self.place(node, "dropped", "reg size is 0")
+                continue
+            e = self.save(node, b, s)
+            if e is not None:
+                self.init_node(e)
+                self.place(node, "tracked", "", b, s)
+
+        def cmp(a: _Entry, b: _Entry) -> int:
+            return (
+                (a.base > b.base) - (a.base < b.base)
+                or (a.size > b.size) - (a.size < b.size)
+                or (
+                    0
+                    if node_ops
+                    else (a.node.fdt_node > b.node.fdt_node) - (a.node.fdt_node < b.node.fdt_node)
+                )
+            )
+
+        self.check_overlap(cmp)
+
+    def _memreserve(self) -> None:
+        for b, s in self.mem_reserve:
+            self.memblock.reserve(b, s)
+
+
+def _root_cells(root: RawNode, prop: str, default: int) -> int:
+    v = root.props.get(prop)
+    return int.from_bytes(v[:4], "big") if v is not None and len(v) >= 4 else default
+
+
+def _find_rmem(root: RawNode) -> RawNode | None:
+    for c in root.children:
+        if c.name == "reserved-memory" or c.name.startswith("reserved-memory@"):
+            return c
+    return None
+
+
+def _memblock_state(mb: _Memblock) -> MemblockState:
+    memory = []
+    for b, s in _subtract(mb.memory, mb.nomap):
+        memory.append(MemblockRegion(b, s, 0, ["MEMBLOCK_NONE"]))
+    for b, s in mb.nomap:
+        memory.append(MemblockRegion(b, s, MEMBLOCK_NOMAP, ["MEMBLOCK_NOMAP"]))
+    memory.sort(key=lambda r: r.base)
+    reserved = [MemblockRegion(b, s, 0, ["MEMBLOCK_NONE"]) for b, s in mb.reserved]
+    return MemblockState(
+        available=True,
+        memory=memory,
+        reserved=reserved,
+        flag_values={"MEMBLOCK_NONE": 0, "MEMBLOCK_NOMAP": MEMBLOCK_NOMAP},
+        note="simulated by preflight from the DT memory nodes",
+    )
+
+
+def preflight(
+    dtb: bytes,
+    layout: str,
+    *,
+    extra_reserved: Iterable[tuple[int, int]] = (),
+    memory: Iterable[tuple[int, int]] | None = None,
+    cma_alignment: int = CMA_MIN_ALIGNMENT_BYTES,
+    source: str = "",
+) -> PreflightResult:
+    """
+    Replay the boot-time reserved-memory code of ``layout`` over ``dtb``.
+
+    :param layout: One of :data:`LAYOUTS` or a series alias (``6.1``, ``6.12``, ``7.x``).
+    :param extra_reserved: Ranges memblock-reserved before the scan (kernel image,
+        initramfs, the DTB itself), which a DTB does not describe.
+    :param memory: RAM banks (base, size), instead of the DT's memory nodes (boot
+        loaders often fill those in at boot).
+    :param cma_alignment: CMA_MIN_ALIGNMENT_BYTES of the target kernel.
+    :raises InputError: the blob is not a valid DTB, has no memory and none was
+        given, or the layout is unknown.
+    """
+    layout = resolve_layout(layout)
+    try:
+        blob = parse_fdt(dtb)
+    except FdtError as e:
+        raise InputError(f"not a valid devicetree blob: {e}") from None
+    dt: DtInfo = decode_tree(blob.root, "fdt")
+    banks = list(memory) if memory is not None else [r for r in dt.memory if r[1]]
+    if not banks:
+        raise InputError(
+            "the DTB describes no memory (boot loaders usually fill the memory node in at "
+            "boot): give the RAM banks with --memory BASE:SIZE"
+        )
+    k = _Kernel(layout, blob.root, blob.mem_reserve, list(extra_reserved), cma_alignment, banks)
+    if layout == "static-array":
+        k.run_static()
+    else:
+        k.run_dynamic()
+    entries = [
+        RmemEntry(
+            index=i,
+            address=0,
+            name=e.name,
+            base=e.base,
+            size=e.size,
+            ops=e.ops,
+            fdt_node=e.node.fdt_node,
+        )
+        for i, e in enumerate(k.entries)
+    ]
+    rm = ReservedMemState(
+        layout="static-array" if layout == "static-array" else "dynamic-array",
+        ops_layout="node" if layout == "node-ops" else "device",
+        count=len(entries),
+        capacity=MAX_RESERVED_REGIONS if layout == "static-array" else k.capacity,
+        max_regions=MAX_RESERVED_REGIONS,
+        array_address=0,
+        entry_size=0,
+        points_to_init_array=False if layout != "static-array" else None,
+        entries=entries,
+    )
+    snap = Snapshot(
+        kernel=KernelInfo(release=f"preflight ({layout})", arch="arm64", page_size=PAGE_SIZE),
+        source={"kind": "preflight", "dtb": source, "layout": layout},
+        reserved_mem=rm,
+        memblock=_memblock_state(k.memblock),
+        dt=None,
+        fdt=dt,
+        cma=k.cma,
+        log=k.log,
+        tool_version=__version__,
+    )
+    report = checks.run(snap)
+    placements = [k.placements[n.name] for n in k.children if n.name in k.placements]
+    return PreflightResult(layout=layout, snapshot=snap, report=report, placements=placements)

@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""
+preflight on DTBs compiled with dtc from the factory's scenarios, compared with
+what the real kernels did: the golden snapshots were read from the factory's
+dumps of 6.1, 6.12 and 7.x, so the verdicts and placements below come from the
+kernels, not from this tool. Edge cases follow the kernel sources
+(drivers/of/of_reserved_mem.c, drivers/of/fdt.c of each series).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rmem_inspect import checks
+from rmem_inspect.errors import InputError
+from rmem_inspect.model import ReservedMemState, Snapshot
+from rmem_inspect.preflight import PreflightResult, kernel_sort, preflight, resolve_layout
+from tests.conftest import MATRIX, MATRIX_IDS
+from tests.expected import expected_findings
+from vmcores.scenarios import SCENARIOS, overlay_dts
+
+pytestmark = pytest.mark.unit
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+#: The codes a DTB alone decides.
+CODES = ("RMEM-DROPPED", "RMEM-UNALLOCATED", "RMEM-UNTRACKED", "RMEM-OVERLAP")
+
+#: QEMU's virt machine as the factory boots it: 1 GiB of RAM at 0x40000000.
+BASE_DTS = """/dts-v1/;
+/ {
+\t#address-cells = <2>;
+\t#size-cells = <2>;
+\tcompatible = "linux,dummy-virt";
+\tmemory@40000000 {
+\t\tdevice_type = "memory";
+\t\treg = <0x0 0x40000000 0x0 0x40000000>;
+\t};
+\tchosen {
+\t};
+};
+"""
+
+
+def dtc(tmp_path: Path, dts: str) -> bytes:
+    if shutil.which("dtc") is None:
+        pytest.fail("dtc is needed (Debian: device-tree-compiler)")
+    src = tmp_path / "board.dts"
+    src.write_text(dts)
+    out = tmp_path / "board.dtb"
+    subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", str(out), str(src)], check=True)
+    return out.read_bytes()
+
+
+def rmem_dts(body: str, cells: str = "#address-cells = <2>; #size-cells = <2>; ranges;") -> str:
+    return BASE_DTS + f"/ {{ reserved-memory {{ {cells}\n{body} }}; }};\n"
+
+
+def rm(result: PreflightResult) -> ReservedMemState:
+    assert result.snapshot.reserved_mem is not None
+    return result.snapshot.reserved_mem
+
+
+def pairs(report: checks.Report) -> set[tuple[str, str | None]]:
+    return {(f.code, f.region) for f in report.findings if f.code in CODES}
+
+
+@pytest.mark.parametrize(("series", "scenario"), MATRIX, ids=MATRIX_IDS)
+def test_preflight_matches_real_kernel(tmp_path: Path, series: str, scenario: str) -> None:
+    real = Snapshot.loads((GOLDEN / f"{series}-{scenario}.json").read_text())
+    dtb = dtc(tmp_path, BASE_DTS + overlay_dts(SCENARIOS[scenario]))
+    result = preflight(dtb, series)
+    assert pairs(result.report) == pairs(checks.run(real))
+    # Same entries in the same places (6.1's allocation order comes from its heapsort).
+    assert real.reserved_mem is not None
+    got = {e.name: (e.base, e.size) for e in rm(result).entries}
+    want = {e.name: (e.base, e.size) for e in real.reserved_mem.entries}
+    assert got == want
+    assert rm(result).count == real.reserved_mem.count
+
+
+def test_kernel_sort_sorts() -> None:
+    rng = random.Random(6)
+    for n in range(0, 80):
+        items = [rng.randrange(10) for _ in range(n)]
+        kernel_sort(items, lambda a, b: (a > b) - (a < b))
+        assert items == sorted(items)
+
+
+def test_layout_names() -> None:
+    assert resolve_layout("6.1") == "static-array"
+    assert resolve_layout("node-ops") == "node-ops"
+    with pytest.raises(InputError):
+        resolve_layout("5.4")
+    with pytest.raises(InputError):
+        preflight(b"not a dtb at all", "6.1")
+
+
+def test_invalid_reg_length(tmp_path: Path) -> None:
+    # reg of 3 cells with #address-cells + #size-cells = 4: 6.1 and 6.12 print "invalid reg
+    # property" and skip the node; 7.x's of_flat_dt_get_addr_size_prop() returns NULL, so
+    # the node counts as having no reg and, with a size, becomes a dynamic region.
+    dtb = dtc(
+        tmp_path,
+        rmem_dts("odd: odd@51000000 { reg = <0 0x51000000 0x100000>; size = " "<0 0x100000>; };"),
+    )
+    for series in ("6.1", "6.12"):
+        r = preflight(dtb, series)
+        assert ("RMEM-DROPPED", "odd@51000000") in pairs(r.report)
+        assert any("invalid reg property in 'odd@51000000'" in t for t in r.log)
+    r = preflight(dtb, "7.x")
+    assert not pairs(r.report)
+    (e,) = rm(r).entries
+    assert e.size == 0x100000 and e.base + e.size == 0x80000000  # top-down from the end of RAM
+
+
+def test_invalid_alloc_ranges(tmp_path: Path) -> None:
+    # 6.1/6.12 reject an alloc-ranges of the wrong length; 7.x ignores it and allocates anywhere.
+    dtb = dtc(
+        tmp_path,
+        rmem_dts("p: pool { size = <0 0x100000>; alloc-ranges = <0 0x60000000 " "0x100000>; };"),
+    )
+    assert rm(preflight(dtb, "6.1")).entries[0].size == 0
+    assert ("RMEM-DROPPED", "pool") in pairs(preflight(dtb, "6.12").report)
+    assert not pairs(preflight(dtb, "7.x").report)
+
+
+def test_unsupported_reserved_memory_format(tmp_path: Path) -> None:
+    # #size-cells differs from the root's: every kernel ignores the whole node.
+    dtb = dtc(
+        tmp_path,
+        rmem_dts(
+            "v: vpu@50400000 { reg = <0 0x50400000 0x400000>; };",
+            "#address-cells = <2>; #size-cells = <1>; ranges;",
+        ),
+    )
+    for series in ("6.1", "6.12", "7.x"):
+        r = preflight(dtb, series)
+        codes = {(f.code, f.region) for f in r.report.findings}
+        assert ("RMEM-DT-FORMAT", "/reserved-memory") in codes
+        assert ("RMEM-DROPPED", "vpu@50400000") in codes
+        assert rm(r).count == 0
+
+
+def test_window_too_small_for_fixed_regions(tmp_path: Path) -> None:
+    # The window has 16 MiB but a fixed region takes 12 MiB of it: 8 MiB cannot fit.
+    dtb = dtc(
+        tmp_path,
+        rmem_dts(
+            "fw: fw@58000000 { reg = <0 0x58000000 0 0xc00000>; };\n"
+            "p: pool { size = <0 0x800000>; alloc-ranges = <0 0x58000000 0 0x1000000>; };"
+        ),
+    )
+    for series in ("6.1", "6.12", "7.x"):
+        r = preflight(dtb, series)
+        assert ("RMEM-UNALLOCATED", "pool") in pairs(r.report)
+        assert any("failed to allocate memory for node 'pool'" in t for t in r.log)
+
+
+def test_cli_preflight(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rmem_inspect.cli import main
+
+    dtb = tmp_path / "overflow.dtb"
+    dtb.write_bytes(dtc(tmp_path, BASE_DTS + overlay_dts(SCENARIOS["overflow"])))
+    # 6.1 drops five of the 69 regions (tests/expected.py, from its boot log): exit 1.
+    assert main(["preflight", str(dtb), "--kernel", "6.1", "--format", "json"]) == 1
+    js = json.loads(capsys.readouterr().out)
+    dropped = {f["region"] for f in js["findings"] if f["code"] == "RMEM-DROPPED"}
+    assert dropped == {r for c, r in expected_findings("overflow", "6.1") if c == "RMEM-DROPPED"}
+    assert js["kernel"]["layout"] == "static-array"
+    # 6.12 tracks them all.
+    assert main(["preflight", str(dtb), "--kernel", "dynamic-array", "--log"]) == 0
+    out = capsys.readouterr().out
+    assert "predicted kernel log" in out and "linux,cma" in out
+    assert main(["preflight", str(dtb), "--kernel", "4.19"]) == 2
+    assert "unknown kernel layout" in capsys.readouterr().err
+    assert main(["preflight", str(tmp_path / "missing.dtb"), "--kernel", "6.1"]) == 2
+
+
+def test_memory_banks(tmp_path: Path) -> None:
+    # A DTB whose memory node the boot loader fills in: without --memory there is nothing
+    # to predict allocations from; with it, the pool lands at the top of the given bank.
+    dts = rmem_dts("p: pool { size = <0 0x100000>; };").replace(
+        "reg = <0x0 0x40000000 0x0 0x40000000>;", "reg = <0 0 0 0>;"
+    )
+    dtb = dtc(tmp_path, dts)
+    with pytest.raises(InputError, match="--memory"):
+        preflight(dtb, "6.12")
+    r = preflight(dtb, "6.12", memory=[(0x80000000, 0x10000000)])
+    assert [(e.base, e.size) for e in rm(r).entries] == [(0x8FF00000, 0x100000)]

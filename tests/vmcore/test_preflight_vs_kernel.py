@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""
+preflight's predictions against what the real kernels did: for every factory
+dump, the DTB the guest booted with is preflighted with the layout of its kernel
+series and compared with the checks on the dump itself.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rmem_inspect import checks
+from rmem_inspect.preflight import preflight
+from tests.conftest import MATRIX, MATRIX_IDS
+from tests.vmcore.conftest import dump_data
+
+pytestmark = pytest.mark.vmcore
+
+#: What a DTB alone decides (RMEM-NOMAP-MAPPED needs the page tables).
+CODES = ("RMEM-DROPPED", "RMEM-UNALLOCATED", "RMEM-UNTRACKED", "RMEM-OVERLAP")
+#: Kernel log lines of drivers/of/of_reserved_mem.c, drivers/of/fdt.c and the
+#: reserved-memory drivers of kernel/dma (the second line of "OVERLAP DETECTED!").
+LOG_MARKERS = ("OF: reserved mem:", "OF: fdt:", "Reserved memory:", " overlaps with ")
+
+
+@pytest.mark.parametrize(("series", "scenario"), MATRIX, ids=MATRIX_IDS)
+def test_preflight_predicts_the_kernel(series: str, scenario: str) -> None:
+    data = dump_data(series, scenario)
+    real = checks.run(data.snapshot)
+    result = preflight(data.manifest.path("dtb").read_bytes(), series)
+
+    def pairs(report: checks.Report) -> set[tuple[str, str | None]]:
+        return {(f.code, f.region) for f in report.findings if f.code in CODES}
+
+    assert pairs(result.report) == pairs(real)
+    assert data.snapshot.reserved_mem is not None and result.snapshot.reserved_mem is not None
+    predicted = {e.name: (e.base, e.size) for e in result.snapshot.reserved_mem.entries}
+    actual = {e.name: (e.base, e.size) for e in data.snapshot.reserved_mem.entries}
+    assert predicted == actual
+    # Every reserved-memory line of the kernel log is predicted word for word.
+    want = {line for line in data.log if any(m in line for m in LOG_MARKERS)}
+    got = {line for line in result.log if any(m in line for m in LOG_MARKERS)}
+    assert got == want
