@@ -18,6 +18,7 @@ Every pass is a sort or a sweep: O(n log n) in regions and memblock entries.
 from __future__ import annotations
 
 import bisect
+import gc
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from rmem_inspect.model import (
     DtRegion,
     LogLine,
     MemblockRegion,
+    ReservedMemState,
     RmemEntry,
     Snapshot,
 )
@@ -147,15 +149,18 @@ class RangeSet:
     """A union of [base, end) ranges, merged, with O(log n) coverage queries."""
 
     def __init__(self, ranges: Iterable[tuple[int, int]]) -> None:
-        merged: list[list[int]] = []
+        starts: list[int] = []
+        ends: list[int] = []
         for base, size in sorted((b, s) for b, s in ranges if s > 0):
             end = base + size
-            if merged and base <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], end)
+            if ends and base <= ends[-1]:
+                if end > ends[-1]:
+                    ends[-1] = end
             else:
-                merged.append([base, end])
-        self.starts = [m[0] for m in merged]
-        self.ends = [m[1] for m in merged]
+                starts.append(base)
+                ends.append(end)
+        self.starts = starts
+        self.ends = ends
 
     def covers(self, base: int, size: int) -> bool:
         """Is all of [base, base + size) inside the union?"""
@@ -191,7 +196,25 @@ _LOG_PATTERNS = {
 }
 
 
+#: A literal each pattern's matches contain: most lines contain none, and a substring
+#: test is much cheaper than a regex search.
+_LOG_LITERALS = {
+    "not_enough": "not enough space for all defined regions",
+    "too_many_dynamic": "too many defined dynamic regions, skip '",
+    "alloc_failed": "failed to allocate memory for node '",
+    "reserve_failed": "failed to reserve memory for node '",
+    "match_fail": " compatible matching fail",
+    "array_alloc_failed": "Failed to allocate memory for reserved_mem array",
+    "invalid": " property in '",
+    "unsupported": "unsupported node format, ignoring",
+    "ignores": " regions in node '",
+    "only_first": " <base size> entries, only the first",
+    "overlap": ") overlaps with ",
+}
+
 _TOKEN = re.compile(r"[\w@,.\-+]+")
+#: The same tokens on an ASCII line (where \w is [0-9A-Za-z_]); matches faster.
+_TOKEN_ASCII = re.compile(r"[\w@,.\-+]+", re.ASCII)
 
 
 class LogIndex:
@@ -203,32 +226,44 @@ class LogIndex:
         self.by_region: dict[str, list[str]] = {}
         self.events: dict[str, list[re.Match[str]]] = {k: [] for k in _LOG_PATTERNS}
         self.event_lines: dict[str, list[str]] = {k: [] for k in _LOG_PATTERNS}
+        #: (kind, group) -> group value -> lines, built on first use by named().
+        self._named: dict[tuple[str, int], dict[str | None, list[str]]] = {}
         known = set(names)
+        kinds = [
+            (_LOG_LITERALS[k], p, self.events[k], self.event_lines[k])
+            for k, p in _LOG_PATTERNS.items()
+        ]
+        by_region = self.by_region
         for line in self.lines:
             text = line.text
-            for kind, pat in _LOG_PATTERNS.items():
-                m = pat.search(text)
-                if m:
-                    self.events[kind].append(m)
-                    self.event_lines[kind].append(text)
+            for literal, pat, events, event_lines in kinds:
+                if literal in text:
+                    m = pat.search(text)
+                    if m:
+                        events.append(m)
+                        event_lines.append(text)
             # Attribute the line to the regions it names: tokenise once and look
             # each token up, so the cost is linear in log size, not log x regions.
-            seen = set()
-            for tok in _TOKEN.findall(text):
-                for cand in (tok, tok.rstrip(",.-:")):
-                    if cand in known and cand not in seen:
-                        seen.add(cand)
-                        self.by_region.setdefault(cand, []).append(text)
+            # A token names a region as is or without trailing punctuation.
+            toks = set((_TOKEN_ASCII if text.isascii() else _TOKEN).findall(text))
+            hits = toks & known
+            hits.update({t.rstrip(",.-:") for t in toks if t[-1] in ",.-:"} & known)
+            for cand in hits:
+                by_region.setdefault(cand, []).append(text)
 
     def named(self, kind: str, name: str, group: int = 1) -> list[str]:
-        out = []
-        for m, text in zip(self.events[kind], self.event_lines[kind], strict=True):
-            try:
-                if m.group(group) == name:
-                    out.append(text)
-            except IndexError:
-                continue
-        return out
+        """Lines of event ``kind`` whose ``group`` is ``name`` (an index built once per
+        kind and group, so that asking for every region stays linear)."""
+        index = self._named.get((kind, group))
+        if index is None:
+            index = self._named[(kind, group)] = {}
+            for m, text in zip(self.events[kind], self.event_lines[kind], strict=True):
+                try:
+                    key = m.group(group)
+                except IndexError:
+                    continue
+                index.setdefault(key, []).append(text)
+        return list(index.get(name, []))
 
 
 # --------------------------------------------------------------------------
@@ -249,6 +284,9 @@ class _Ctx:
                 self.by_name[e.name] = e
         mb = snap.memblock
         self.memblock_ok = mb is not None and mb.available
+        self.rm_trusted = rm is not None and _rm_trusted(rm)
+        #: reserved_mem rebuilt from the kernel log (collect/sysfs.py), not read.
+        self.derived = rm is not None and rm.ops_layout == "log"
         nomap_bit = (mb.flag_values.get("MEMBLOCK_NOMAP", 4) if mb else 4) or 4
         self.nomap_bit = nomap_bit
         if mb is not None and self.memblock_ok:
@@ -261,8 +299,11 @@ class _Ctx:
         else:
             self.reserved = self.nomap = self.covered = RangeSet([])
         names = [r.name for r in self.dt.regions] if self.dt else []
-        names += [e.name for e in self.entries if e.name and e.name not in names]
+        dt_names = set(names)
+        names += [e.name for e in self.entries if e.name and e.name not in dt_names]
         self.log = LogIndex(snap.log, names)
+        #: Region starts of memblock.memory and .reserved, built once for evidence lookups.
+        self._starts: dict[str, list[int]] = {}
 
     def add(
         self, code: str, region: str | None, message: str, severity: str | None = None, **ev: Any
@@ -276,12 +317,21 @@ class _Ctx:
             return []
         out = []
         for kind, regions in (("memory", mb.memory), ("reserved", mb.reserved)):
-            out += _overlapping(kind, regions, base, size)
+            if kind not in self._starts:
+                self._starts[kind] = [r.base for r in regions]
+            out += _overlapping(kind, regions, base, size, self._starts[kind])
         return out[:8]
 
 
-def _overlapping(kind: str, regions: list[MemblockRegion], base: int, size: int) -> list[str]:
-    starts = [r.base for r in regions]
+def _overlapping(
+    kind: str,
+    regions: list[MemblockRegion],
+    base: int,
+    size: int,
+    starts: list[int] | None = None,
+) -> list[str]:
+    if starts is None:
+        starts = [r.base for r in regions]
     i = max(0, bisect.bisect_right(starts, base) - 1)
     out = []
     while i < len(regions) and regions[i].base < base + size:
@@ -302,7 +352,25 @@ def _jsonable(v: Any) -> Any:
 
 def _dt_ranges(r: DtRegion) -> list[tuple[str, int, int]]:
     """(name, base, size) of each reg entry; extra entries get name[i]."""
+    if len(r.reg) == 1:
+        return [(r.name, r.reg[0][0], r.reg[0][1])]
     return [(r.name if i == 0 else f"{r.name}[{i}]", b, s) for i, (b, s) in enumerate(r.reg)]
+
+
+def _rm_trusted(rm: ReservedMemState) -> bool:
+    """Whether reserved_mem as read can back per-region verdicts: the count is within
+    0..capacity and every entry read. Otherwise RMEM-COUNT-CORRUPT says why, and
+    "dropped", "never allocated", "untracked" or "orphan" would be guesses. An array
+    rebuilt from the kernel log (collect/sysfs.py) is judged by its own rules."""
+    if rm.ops_layout == "log":
+        return True
+    if rm.count is None or rm.count < 0:
+        return False
+    if rm.capacity is not None and rm.count > rm.capacity:
+        return False
+    if rm.layout == "static-array" and rm.count > rm.max_regions:
+        return False
+    return not any(e.error for e in rm.entries)
 
 
 def _check_sources(c: _Ctx) -> None:
@@ -323,6 +391,18 @@ def _check_sources(c: _Ctx) -> None:
         c.skipped["RMEM-DROPPED, RMEM-CONSUMER-ORPHAN, per-region checks"] = "devicetree"
     if c.snap.reserved_mem is None:
         c.skipped["RMEM-DROPPED, RMEM-COUNT-CORRUPT, array checks"] = "reserved_mem"
+    elif not c.rm_trusted:
+        c.skipped[
+            "RMEM-DROPPED, RMEM-UNALLOCATED, RMEM-UNTRACKED, RMEM-CMA-MISSING, "
+            "RMEM-CONSUMER-ORPHAN, per-region checks"
+        ] = "reserved_mem (corrupt: see RMEM-COUNT-CORRUPT)"
+    elif c.derived:
+        c.skipped[
+            "RMEM-NO-INIT (ops), RMEM-ARRAY-NOT-DYNAMIC, RMEM-TEMP-ARRAY-LIVE, RMEM-COUNT-CORRUPT, "
+            "placement of dynamic regions the log does not place"
+        ] = "reserved_mem in kernel memory (rebuilt from the kernel log)"
+    if c.snap.cma is None:
+        c.skipped["RMEM-CMA-MISSING"] = "CMA areas"
 
 
 def _check_array(c: _Ctx) -> None:
@@ -349,7 +429,7 @@ def _check_array(c: _Ctx) -> None:
     if unreadable:
         bad.append(f"{len(unreadable)} entries unreadable")
     bad += rm.errors
-    if bad:
+    if bad and not c.derived:
         c.add(
             "RMEM-COUNT-CORRUPT",
             None,
@@ -549,6 +629,11 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
             rank += 1
         if rm is None:
             continue
+        if not c.rm_trusted:
+            # Not found in a reserved_mem that did not read: unknown, not "dropped".
+            if r.name not in c.by_name and r.name in views:
+                views[r.name].verdict = "unknown"
+            continue
         e = c.by_name.get(r.name)
         ranges = _dt_ranges(r)
         if e is None:
@@ -631,7 +716,15 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
             _check_placement(c, e.name, e, nomap=False)
 
 
+def _unplaced(c: _Ctx, e: RmemEntry) -> bool:
+    """A log-derived entry whose placement the log does not give (base left 0)."""
+    return c.derived and e.base == 0
+
+
 def _check_tracked(c: _Ctx, r: DtRegion, e: RmemEntry, view: RegionView) -> None:
+    if _unplaced(c, e):
+        view.tracked = True  # placement not in the log: nothing to check it against
+        return
     if r.kind == "static":
         base, size = r.reg[0]
         if (e.base, e.size) != (base, size):
@@ -675,7 +768,7 @@ def _check_tracked(c: _Ctx, r: DtRegion, e: RmemEntry, view: RegionView) -> None
         _check_placement(c, r.name, e, nomap=r.nomap)
     compat = [x for x in r.compatible if x in GENERIC_INIT_COMPATIBLES]
     failed = c.log.named("match_fail", r.name)
-    if failed or (compat and e.ops is None and e.size):
+    if failed or (compat and e.ops is None and e.size and not c.derived):
         c.add(
             "RMEM-NO-INIT",
             r.name,
@@ -727,7 +820,7 @@ def _check_cma(c: _Ctx, r: DtRegion, e: RmemEntry) -> None:
 
 def _check_dropped_cma(c: _Ctx) -> None:
     """A reusable pool the kernel dropped has no CMA area either."""
-    if c.dt is None or c.snap.cma is None or c.snap.reserved_mem is None:
+    if c.dt is None or c.snap.cma is None or not c.rm_trusted:
         return
     for r in c.dt.regions:
         if r.available and r.reusable and "shared-dma-pool" in r.compatible:
@@ -781,7 +874,7 @@ def _check_overlaps(c: _Ctx, views: dict[str, RegionView]) -> None:
                     if s:
                         placed[name] = (b, s)
     for e in c.entries:
-        if e.name and e.size and not e.error:
+        if e.name and e.size and not e.error and not _unplaced(c, e):
             placed[e.name] = (e.base, e.size)
     items = sorted((b, b + s, n) for n, (b, s) in placed.items())
     active: list[tuple[int, str, int]] = []  # (end, name, base)
@@ -805,7 +898,7 @@ def _check_overlaps(c: _Ctx, views: dict[str, RegionView]) -> None:
 
 def _check_consumers(c: _Ctx) -> None:
     dt = c.snap.dt or c.dt
-    if dt is None or c.dt is None or c.snap.reserved_mem is None:
+    if dt is None or c.dt is None or not c.rm_trusted:
         return
     regions = {r.path: r for r in c.dt.regions}
     for con in dt.consumers:
@@ -895,7 +988,7 @@ def _views(c: _Ctx) -> dict[str, RegionView]:
         v.tracked = True
         v.rmem_index = e.index
         v.sources.append("reserved_mem")
-        if v.base is None or v.kind == "dynamic":
+        if (v.base is None or v.kind == "dynamic") and not _unplaced(c, e):
             v.base, v.size = e.base, e.size
     for v in views.values():
         if c.memblock_ok and v.base is not None and v.size:
@@ -908,6 +1001,18 @@ def _views(c: _Ctx) -> dict[str, RegionView]:
 
 def run(snap: Snapshot) -> Report:
     """Run every check on ``snap``."""
+    # The checks allocate a few objects per region and build no reference cycles; on a
+    # large snapshot the cyclic collector would rescan all of it many times: pause it.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(snap)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run(snap: Snapshot) -> Report:
     c = _Ctx(snap)
     views = _views(c)
     _check_sources(c)
