@@ -58,6 +58,6 @@ def has_member(obj_or_type: Object, name: str) -> bool:
         tp = tp.type
     try:
         tp.member(name)
-    except LookupError:
+    except (LookupError, TypeError):  # TypeError: not a struct/union at all
         return False
     return True

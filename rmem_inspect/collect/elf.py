@@ -80,7 +80,10 @@ def _read(f: BinaryIO, offset: int, size: int) -> bytes:
     f.seek(offset)
     data = f.read(size)
     if len(data) != size:
-        raise ElfError(f"ends at byte {offset + len(data)}, headers need {offset + size}")
+        raise ElfError(
+            f"truncated: the file ends at byte {offset + len(data)}, its headers need "
+            f"{offset + size}"
+        )
     return data
 
 

@@ -65,7 +65,10 @@ def _kept_after_boot(prog: Program) -> tuple[bool, str | None]:
     try:
         # memblock_discard() also resets mm/memblock.c's memblock_memory to NULL.
         if not prog.variable("memblock_memory", "memblock.c").value_():
-            return False, "memblock_memory is NULL: memblock was discarded after boot"
+            return False, (
+                "memblock_memory is NULL: memblock was discarded after boot and its arrays "
+                "cannot be trusted"
+            )
     except (LookupError, FaultError):
         pass
     return True, None
@@ -84,7 +87,10 @@ def _read_type(
         errors.append(f"memblock type unreadable: {e}")
         return []
     if cnt > max_ or cnt > REGION_READ_CAP:
-        errors.append(f"memblock.{name}: cnt {cnt} exceeds max {max_}; reading {min(max_, cnt)}")
+        errors.append(
+            f"memblock.{name}: cnt {cnt} exceeds max {max_} (corrupt); read only "
+            f"{min(max_, cnt, REGION_READ_CAP)}"
+        )
         cnt = min(cnt, max_, REGION_READ_CAP)
     tp = prog.type("struct memblock_region")
     has_nid = True
@@ -125,5 +131,10 @@ def read_memblock(prog: Program) -> MemblockState:
         note=note,
     )
     if errors:
+        # A count beyond the array or an unreadable region: the arrays cannot be trusted.
+        state.available = False
         state.note = "; ".join(([note] if note else []) + errors)
+        state.note += ": memblock cannot be trusted"
+    if state.note:
+        state.note += "; memblock-based checks are skipped."
     return state

@@ -6,7 +6,9 @@ of_tree
 Convert the kernel's unflattened devicetree (``of_root``, ``struct
 device_node``) into :class:`~rmem_inspect.collect.devicetree.RawNode` trees,
 the same shape the FDT reader produces, so one decoder serves both. The walk is
-iterative and bounded: a corrupt sibling/child/property chain cannot loop.
+iterative and bounded: a corrupt sibling/child/property chain cannot loop, and a
+tree that could not be read completely (faults, absurd lengths, cycles, caps hit)
+raises :class:`OfTreeUnreadable` instead of passing for the kernel's tree.
 """
 
 from __future__ import annotations
@@ -16,11 +18,23 @@ from drgn import FaultError, Object, Program
 from rmem_inspect.collect._util import read_cstr
 from rmem_inspect.collect.devicetree import RawNode
 
-__all__ = ["MAX_NODES", "MAX_PROPS", "MAX_PROP_LEN", "read_of_tree"]
+__all__ = ["MAX_NODES", "MAX_PROPS", "MAX_PROP_LEN", "OfTreeUnreadable", "read_of_tree"]
 
 MAX_NODES = 100_000
 MAX_PROPS = 4096
 MAX_PROP_LEN = 1 << 20
+
+
+class OfTreeUnreadable(ValueError):
+    """Part of the unflattened tree did not read: what was read is not the kernel's tree."""
+
+
+def _incomplete(errors: list[str], first: int, nodes: int) -> OfTreeUnreadable:
+    bad = errors[first:]
+    return OfTreeUnreadable(
+        f"the unflattened devicetree did not read completely ({nodes} nodes read, "
+        f"{len(bad)} problems; first: {bad[0]})"
+    )
 
 
 def _props(prog: Program, np: Object, errors: list[str]) -> dict[str, bytes]:
@@ -52,7 +66,11 @@ def _props(prog: Program, np: Object, errors: list[str]) -> dict[str, bytes]:
 
 
 def read_of_tree(prog: Program, errors: list[str]) -> RawNode | None:
-    """The unflattened tree from ``of_root`` (None when the kernel has no tree)."""
+    """The unflattened tree from ``of_root`` (None when the kernel has no tree).
+
+    :raises OfTreeUnreadable: a node, property or link faulted or was absurd; the
+        problems are also appended to ``errors``.
+    """
     try:
         root = prog["of_root"].read_()
     except (LookupError, FaultError) as e:
@@ -60,6 +78,7 @@ def read_of_tree(prog: Program, errors: list[str]) -> RawNode | None:
         return None
     if not root.value_():
         return None
+    first = len(errors)
     out_root = RawNode(name="", props=_props(prog, root, errors), children=[])
     # (kernel node, its RawNode): walk children iteratively.
     stack: list[tuple[Object, RawNode]] = [(root, out_root)]
@@ -81,7 +100,7 @@ def read_of_tree(prog: Program, errors: list[str]) -> RawNode | None:
             count += 1
             if count > MAX_NODES:
                 errors.append(f"more than {MAX_NODES} devicetree nodes: stopped")
-                return out_root
+                raise _incomplete(errors, first, count - 1)
             try:
                 name = read_cstr(prog, child.full_name.value_()) or f"<unreadable@{addr:#x}>"
             except FaultError:
@@ -94,4 +113,6 @@ def read_of_tree(prog: Program, errors: list[str]) -> RawNode | None:
             except FaultError as e:
                 errors.append(f"sibling of node at {addr:#x} unreadable: {e}")
                 break
+    if len(errors) > first:
+        raise _incomplete(errors, first, count)
     return out_root

@@ -26,6 +26,7 @@ __all__ = [
     "debug_search_paths",
     "find_vmlinux",
     "open_live",
+    "open_qemu",
     "open_vmcore",
 ]
 
@@ -68,28 +69,68 @@ def find_vmlinux(release: str, build_id: str | None, extra: Iterable[str] = ()) 
     return None
 
 
+FLAT_SIGNATURE = b"makedumpfile"
+FLAT_HEADER_SIZE = 4096
+KDUMP_SIGNATURE = b"KDUMP   "
+#: struct disk_dump_header: signature[8], header_version, then struct new_utsname
+#: (6 x 65 bytes: sysname, nodename, release, version, machine, domainname).
+KDUMP_MACHINE_START = 8 + 4 + 4 * 65
+KDUMP_MACHINE_END = KDUMP_MACHINE_START + 65
+
+
+def _kdump_machine(head: bytes) -> str | None:
+    """The utsname machine of a kdump-compressed header (plain or flattened), else None."""
+    if head.startswith(FLAT_SIGNATURE):
+        # Flattened: a 4 KiB header, then (offset, size) big-endian records; the
+        # first record is the disk_dump_header at offset 0.
+        head = head[FLAT_HEADER_SIZE + 16 :]
+    if not head.startswith(KDUMP_SIGNATURE) or len(head) < KDUMP_MACHINE_END:
+        return None
+    raw = head[KDUMP_MACHINE_START:KDUMP_MACHINE_END].split(b"\0", 1)[0]
+    return raw.decode(errors="replace")
+
+
 def _vet_dump(path: str) -> ElfInfo:
     if not os.path.exists(path):
-        raise InputError(f"dump not found: {path}")
+        raise InputError(f"dump not found: {path} (check the --vmcore path)")
     if not os.path.isfile(path) or not os.access(path, os.R_OK):
         raise InputError(f"dump not readable: {path}")
     with open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(b"KDUMP"):
+        head = f.read(FLAT_HEADER_SIZE + 16 + KDUMP_MACHINE_END)
+    machine = _kdump_machine(head)
+    if machine == "Unknown":
         raise InputError(
-            f"{path} is kdump-compressed; QEMU's compressed arm64 dumps (dump-guest-memory -z) "
-            "cannot be translated by libkdumpfile: dump again without -z to get an ELF vmcore"
+            f"{path} is a kdump-compressed dump written by QEMU (dump-guest-memory -z), which "
+            "libkdumpfile cannot translate for arm64 guests: dump again without -z (ELF format)"
+        )
+    if head.startswith(FLAT_SIGNATURE):
+        raise InputError(
+            f"{path} is in makedumpfile's flattened format: reassemble it with "
+            f"'makedumpfile -R {os.path.basename(path)}.new < {path}' and pass the new file"
+        )
+    if machine is not None:
+        raise InputError(
+            f"{path} is kdump-compressed ({machine}): this tool reads ELF dumps; capture "
+            "with makedumpfile -E (or QEMU's dump-guest-memory without -z)"
         )
     try:
         info = read_elf(path)
     except ElfError as e:
-        raise InputError(f"{path} is not a usable ELF crash dump: {e}") from None
+        if str(e).startswith("truncated"):
+            raise InputError(f"{path} is {e}; copy or capture the dump again") from None
+        raise InputError(
+            f"{path} is not a usable ELF crash dump: {e}; pass an ELF vmcore (/proc/vmcore "
+            "saved by kdump, makedumpfile -E, or QEMU dump-guest-memory)"
+        ) from None
     if info.type != 4:
-        raise InputError(f"{path} is an ELF file but not a core dump (e_type {info.type})")
+        raise InputError(
+            f"{path} is an ELF file but not a core dump (e_type {info.type}): --vmcore takes the "
+            "crash dump (vmcore); a vmlinux goes to --vmlinux"
+        )
     if info.described_size > info.file_size:
         raise InputError(
             f"{path} is truncated: {info.file_size} bytes, its headers describe "
-            f"{info.described_size}"
+            f"{info.described_size}; copy or capture the dump again"
         )
     if info.vmcoreinfo is None:
         raise InputError(
@@ -101,13 +142,16 @@ def _vet_dump(path: str) -> ElfInfo:
 
 def _vet_vmlinux(path: str, dump: ElfInfo | None, build_id: str | None) -> None:
     if not os.path.isfile(path):
-        raise InputError(f"vmlinux not found: {path}")
+        raise InputError(f"vmlinux not found: {path} (check the --vmlinux path)")
     try:
         vm = read_elf(path, sections=True)
     except (OSError, ElfError) as e:
         raise InputError(f"{path} is not a usable vmlinux: {e}") from None
     if dump is not None and vm.machine != dump.machine:
-        raise InputError(f"architecture mismatch: the dump is {dump.arch}, {path} is {vm.arch}")
+        raise InputError(
+            f"architecture mismatch: the dump is {dump.arch}, {path} is {vm.arch}; pass the "
+            "vmlinux of the kernel that wrote the dump"
+        )
     if not vm.has_dwarf:
         raise InputError(
             f"{path} has no debug info (.debug_info): use the vmlinux from the -dbg package"
@@ -115,7 +159,7 @@ def _vet_vmlinux(path: str, dump: ElfInfo | None, build_id: str | None) -> None:
     if build_id and vm.build_id and vm.build_id != build_id:
         raise InputError(
             f"vmlinux build-id {vm.build_id} does not match the kernel's {build_id}: "
-            f"{path} is from another build"
+            f"{path} is from another build; pass the -dbg vmlinux of the kernel that wrote the dump"
         )
 
 
@@ -139,7 +183,26 @@ def open_vmcore(vmcore: str, vmlinux: str | None = None) -> drgn.Program:
     except Exception as e:  # drgn raises OSError/ValueError/NotImplementedError
         raise InputError(f"drgn cannot open {vmcore}: {e}") from None
     _load(prog, vmlinux)
+    _check_translation(prog, vmcore)
     return prog
+
+
+def _check_translation(prog: drgn.Program, what: str) -> None:
+    """Fail clearly when this drgn cannot translate the dump's kernel addresses.
+
+    drgn 0.0.31-0.0.33 on x86_64 cannot walk arm64 page tables in these dumps
+    ("recursive address translation"); every read would fault and the report would
+    look like corrupt kernel data. That is an environment problem, not a finding.
+    """
+    try:
+        prog["init_uts_ns"].name.release.string_()
+    except drgn.FaultError as e:
+        raise InputError(
+            f"drgn {drgn.__version__} cannot read kernel memory in {what} ({e}); "
+            "reading arm64 dumps on another architecture needs drgn >= 0.1.0"
+        ) from None
+    except LookupError:
+        pass
 
 
 def _load(prog: drgn.Program, vmlinux: str) -> None:
@@ -176,6 +239,31 @@ def open_live(vmlinux: str | None = None) -> drgn.Program:
         prog.set_kernel()
     except Exception as e:
         raise InputError(f"drgn cannot open the running kernel: {e}") from None
+    _load(prog, vmlinux)
+    return prog
+
+
+def open_qemu(socket: str, vmlinux: str | None = None) -> drgn.Program:
+    """A Program on a running QEMU guest through its QMP socket (drgn 0.3.0+).
+
+    The guest must run with ``-device vmcoreinfo`` and have ``qemu_fw_cfg`` loaded so
+    that drgn can identify the kernel.
+    """
+    if not hasattr(drgn.Program, "set_qemu_qmp"):
+        raise InputError(
+            f"the installed drgn {drgn.__version__} cannot attach to QEMU over QMP "
+            "(Program.set_qemu_qmp needs drgn 0.3.0 or later)"
+        )
+    if not os.path.exists(socket):
+        raise InputError(f"QMP socket not found: {socket}")
+    if vmlinux is None:
+        raise InputError("--qemu needs --vmlinux: the vmlinux with debug info of the guest kernel")
+    _vet_vmlinux(vmlinux, None, None)
+    prog = drgn.Program()
+    try:
+        prog.set_qemu_qmp(socket)
+    except Exception as e:
+        raise InputError(f"drgn cannot attach to the QEMU guest at {socket}: {e}") from None
     _load(prog, vmlinux)
     return prog
 
