@@ -36,6 +36,15 @@ def _add_source(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vmlinux", "-s", metavar="FILE", help="vmlinux with debug info")
     g.add_argument("--live", action="store_true", help="the running kernel via /proc/kcore")
     g.add_argument("--snapshot", metavar="FILE", help="a JSON snapshot written by 'snapshot'")
+    g.add_argument(
+        "--qemu", metavar="SOCKET", help="a running QEMU guest through its QMP socket (drgn 0.3.0+)"
+    )
+    g.add_argument(
+        "--no-debug-info",
+        action="store_true",
+        help="live fallback without a vmlinux: read /sys/firmware, debugfs memblock, "
+        "/proc/iomem and the kernel log (root)",
+    )
     p.add_argument(
         "--no-linear-map",
         action="store_true",
@@ -65,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("snapshot", help="save what was read as JSON (the checks' input)")
     _add_source(p)
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="'-' for stdout")
+    from rmem_inspect.cli_extra import _add_extra_commands
+
+    _add_extra_commands(sub)
     return parser
 
 
@@ -78,14 +90,26 @@ def _snapshot(args: argparse.Namespace) -> Any:
                 text = f.read()
         except OSError as e:
             raise InputError(f"cannot read snapshot {args.snapshot}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise InputError(
+                f"{args.snapshot} is not a valid snapshot: not UTF-8 text (byte {e.start}); "
+                "write one with 'rmem-inspect snapshot'"
+            ) from None
         try:
             return Snapshot.loads(text)
         except SnapshotError as e:
             raise InputError(f"{args.snapshot} is not a valid snapshot: {e}") from None
-    from rmem_inspect.collect.program import open_live, open_vmcore
+    if args.no_debug_info and not (args.vmcore or args.qemu):
+        from rmem_inspect.collect.sysfs import read_sysfs
+
+        return read_sysfs()
+    from rmem_inspect.collect.program import open_live, open_qemu, open_vmcore
     from rmem_inspect.inspect import inspect
 
-    if args.vmcore:
+    if args.qemu and not args.vmcore:
+        prog = open_qemu(args.qemu, args.vmlinux)
+        source = {"kind": "qemu", "qmp": os.path.abspath(args.qemu)}
+    elif args.vmcore:
         prog = open_vmcore(args.vmcore, args.vmlinux)
         source = {"kind": "vmcore", "vmcore": os.path.abspath(args.vmcore)}
     else:
@@ -103,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     from rmem_inspect.errors import InputError
 
     try:
+        from rmem_inspect.cli_extra import run_extra
+
+        rc = run_extra(args)
+        if rc is not None:
+            return rc
         snap = _snapshot(args)
         if args.command == "snapshot":
             text = snap.dumps()

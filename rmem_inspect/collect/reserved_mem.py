@@ -165,7 +165,7 @@ def _init_array_evidence(prog: Program, state: ReservedMemState) -> None:
     # Page frames behind the array: PG_reserved is set on every memblock-reserved
     # page at boot and cleared when free_initmem() hands init pages back.
     try:
-        from drgn.helpers.linux.mm import PageReserved, pfn_to_page
+        from drgn.helpers.linux.mm import pfn_to_page
 
         kimage_voffset = prog["kimage_voffset"].value_()
         page_size = prog["PAGE_SIZE"].value_()
@@ -180,7 +180,10 @@ def _init_array_evidence(prog: Program, state: ReservedMemState) -> None:
     for pfn in range(first, last + 1):
         try:
             page = pfn_to_page(prog, pfn)
-            reserved = bool(PageReserved(page))
+            flags = page.flags
+            if has_member(flags, "f"):  # memdesc_flags_t (7.x): drgn <= 0.0.31 cannot "&" it
+                flags = flags.f
+            reserved = bool(flags.value_() & (1 << prog.constant("PG_reserved").value_()))
             refcount = page._refcount.counter.value_()
         except (FaultError, LookupError) as e:
             state.init_array_page_evidence.append(f"pfn {pfn:#x}: page struct unreadable ({e})")
