@@ -219,6 +219,8 @@ def render(report: Report, fmt: str, *, findings_only: bool = False, evidence: b
                 headers=["name", "base", "size", "kind", "flags", "compatible", "tracked",
                          "reserved", "verdict"],  # fmt: skip
                 tablefmt=table_fmt,
+                # addresses are text: number parsing cost 0.4 s on 1,000 rows
+                disable_numparse=True,
             )
             if report.regions
             else "(no reserved-memory regions)"

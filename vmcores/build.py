@@ -36,7 +36,7 @@ from pathlib import Path
 
 from vmcores.debian import SERIES, FetchError, Kernel, Package, fetch_busybox, fetch_kernel
 from vmcores.manifest import DumpManifest, default_cache
-from vmcores.scenarios import SCENARIOS, Scenario, overlay_dts
+from vmcores.scenarios import EXTRA_SCENARIOS, SCENARIOS, Scenario, overlay_dts
 
 __all__ = ["BuildError", "build", "main"]
 
@@ -413,7 +413,8 @@ def build(
         kernels = [fetch_kernel(SERIES[s], cache, say) for s in series]
     except FetchError as e:
         raise BuildError(str(e)) from e
-    pairs = [(k, SCENARIOS[s]) for k in kernels for s in scenarios]
+    known = SCENARIOS | EXTRA_SCENARIOS
+    pairs = [(k, known[s]) for k in kernels for s in scenarios]
     jobs = jobs or max(1, os.cpu_count() or 1)
     results: list[DumpManifest] = []
     errors: list[str] = []
@@ -450,7 +451,11 @@ def main(argv: list[str] | None = None) -> int:
         "-k", "--series", action="append", choices=sorted(SERIES), help="kernel series (repeat)"
     )
     parser.add_argument(
-        "-s", "--scenario", action="append", choices=sorted(SCENARIOS), help="scenario (repeat)"
+        "-s",
+        "--scenario",
+        action="append",
+        choices=sorted(SCENARIOS | EXTRA_SCENARIOS),
+        help="scenario (repeat; default: every scenario except the extra ones)",
     )
     parser.add_argument("-j", "--jobs", type=int, help="guests booted at once (default: cores)")
     parser.add_argument("--cache", type=Path, help="cache directory (default: %(default)s)")
@@ -462,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"series {s.key:5} Debian {s.suite}, {s.flavour}")
         for sc in SCENARIOS.values():
             print(f"scenario {sc.name:20} {sc.description}")
+        for sc in EXTRA_SCENARIOS.values():
+            print(f"extra    {sc.name:20} {sc.description}")
         return 0
     try:
         manifests = build(

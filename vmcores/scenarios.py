@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "Consumer",
+    "EXTRA_SCENARIOS",
     "Region",
     "SCENARIOS",
     "Scenario",
@@ -381,3 +382,42 @@ SCENARIOS: dict[str, Scenario] = {
         _consumers(),
     )
 }
+
+
+# --------------------------------------------------------------------------
+# Extra scenarios: built on request only (``python -m vmcores.build -s NAME``), never part
+# of the test matrix, which iterates SCENARIOS.
+
+#: Fixed regions of the scale scenario, and how many sit side by side in one group.
+SCALE_FIXED = 1000
+SCALE_GROUP = 25
+SCALE_DYNAMIC = 16
+
+
+def _scale_1000() -> Scenario:
+    """
+    1,000 fixed 64 KiB regions in 40 groups of 25 adjacent regions, 1 MiB apart, plus 16
+    dynamic pools. The early scan memblock_reserve()s the fixed regions before memblock may
+    resize its arrays (128 entries): adjacent regions merge, so memblock.reserved gains only
+    one entry per group and the boot does not panic ("cannot resize reserved array").
+    """
+    regions: list[Region] = []
+    for i in range(SCALE_FIXED):
+        group, slot = divmod(i, SCALE_GROUP)
+        base = 0x50000000 + group * 4 * MiB + slot * 64 * KiB
+        regions.append(_static(f"fixed{i}", base, 64 * KiB))
+    regions.extend(
+        _dynamic(f"dpool{i}", 256 * KiB, alignment=64 * KiB, alloc_ranges=(POOL_WINDOW,))
+        for i in range(SCALE_DYNAMIC)
+    )
+    return Scenario(
+        name="scale-1000",
+        description=f"{SCALE_FIXED} fixed 64 KiB regions in groups of {SCALE_GROUP} at "
+        f"0x50000000..0x5fffffff plus {SCALE_DYNAMIC} dynamic pools (benchmarks; not in the "
+        "test matrix)",
+        regions=tuple(regions),
+        tags=("scale",),
+    )
+
+
+EXTRA_SCENARIOS: dict[str, Scenario] = {s.name: s for s in (_scale_1000(),)}
