@@ -7,10 +7,13 @@ cd "$(dirname "$0")/.."
 
 need=()
 for pair in qemu-system-aarch64:qemu-system-arm dtc:device-tree-compiler cpio:cpio \
-            xz:xz-utils zstd:zstd fallocate:util-linux dpkg-deb:dpkg git:git; do
+            xz:xz-utils zstd:zstd fallocate:util-linux setpriv:util-linux strace:strace \
+            dpkg-deb:dpkg git:git; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# cairosvg (PNG maps) loads libcairo at run time
+ldconfig -p 2>/dev/null | grep -q 'libcairo.so.2' || need+=(libcairo2)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

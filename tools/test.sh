@@ -8,7 +8,7 @@ bash tools/setup.sh
 start=$(date +%s)
 .venv/bin/python -m vmcores.build
 echo "factory: $(( $(date +%s) - start )) s"
-.venv/bin/black --check -q rmem_inspect vmcores tests tools
-.venv/bin/ruff check -q rmem_inspect vmcores tests tools
-.venv/bin/mypy rmem_inspect vmcores
+.venv/bin/black --check -q rmem_inspect vmcores tests tools bench
+.venv/bin/ruff check -q rmem_inspect vmcores tests tools bench
+.venv/bin/mypy rmem_inspect vmcores bench
 exec .venv/bin/python -m pytest "$@"
