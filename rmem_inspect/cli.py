@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from rmem_inspect import __version__
@@ -118,42 +119,16 @@ def _snapshot(args: argparse.Namespace) -> Any:
     return inspect(prog, source=source, linear_map=not args.no_linear_map)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+def guarded(body: Callable[[], int], debug: bool = False) -> int:
+    """Run ``body`` under the exit-status contract shared by every entry point.
+
+    InputError: one line on stderr, exit 2. Anything unexpected: one line, exit 2
+    (``debug`` re-raises for a traceback). Ctrl-C: 130. A closed pipe: 0.
+    """
     from rmem_inspect.errors import InputError
 
     try:
-        from rmem_inspect.cli_extra import run_extra
-
-        rc = run_extra(args)
-        if rc is not None:
-            return rc
-        snap = _snapshot(args)
-        if args.command == "snapshot":
-            text = snap.dumps()
-            if args.output == "-":
-                sys.stdout.write(text)
-            else:
-                with open(args.output, "w") as f:
-                    f.write(text)
-            return 0
-        from rmem_inspect import checks
-        from rmem_inspect.render import render
-
-        report = checks.run(snap)
-        sys.stdout.write(
-            render(
-                report,
-                args.format,
-                findings_only=args.command == "check",
-                evidence=args.evidence,
-            )
-        )
-        return report.exit_status()
+        return body()
     except InputError as e:
         print(f"rmem-inspect: error: {e}", file=sys.stderr)
         return 2
@@ -162,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:  # never a traceback for users; --debug shows it
-        if getattr(args, "debug", False):
+        if debug:
             raise
         print(
             f"rmem-inspect: error: internal error {type(e).__name__}: {e} "
@@ -170,6 +145,40 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rmem_inspect.cli_extra import run_extra
+
+    rc = run_extra(args)
+    if rc is not None:
+        return rc
+    snap = _snapshot(args)
+    if args.command == "snapshot":
+        text = snap.dumps()
+        if args.output == "-":
+            sys.stdout.write(text)
+        else:
+            with open(args.output, "w") as f:
+                f.write(text)
+        return 0
+    from rmem_inspect import checks
+    from rmem_inspect.render import render
+
+    report = checks.run(snap)
+    sys.stdout.write(
+        render(report, args.format, findings_only=args.command == "check", evidence=args.evidence)
+    )
+    return report.exit_status()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return guarded(lambda: _run(args), getattr(args, "debug", False))
 
 
 if __name__ == "__main__":

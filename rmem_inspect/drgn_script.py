@@ -111,9 +111,9 @@ def build_parser(prog: str = "drgn_script.py") -> argparse.ArgumentParser:
 def main(prog: Program, argv: list[str] | None = None) -> int:
     """Print the report for ``prog``; return ``rmem-inspect``'s exit status."""
     args = build_parser().parse_args(argv)
-    from rmem_inspect.errors import InputError
+    from rmem_inspect.cli import guarded
 
-    try:
+    def body() -> int:
         from rmem_inspect.render import render
 
         rep = report(prog, linear_map=not args.no_linear_map)
@@ -121,22 +121,8 @@ def main(prog: Program, argv: list[str] | None = None) -> int:
             render(rep, args.format, findings_only=args.command == "check", evidence=args.evidence)
         )
         return rep.exit_status()
-    except InputError as e:
-        print(f"rmem-inspect: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 0
-    except Exception as e:  # same contract as the rmem-inspect command
-        if args.debug:
-            raise
-        print(
-            f"rmem-inspect: error: internal error {type(e).__name__}: {e} "
-            "(rerun with --debug for a traceback and report it)",
-            file=sys.stderr,
-        )
-        return 2
+
+    return guarded(body, args.debug)
 
 
 def _unshadow_stdlib() -> None:
