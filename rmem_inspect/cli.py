@@ -24,6 +24,7 @@ EXAMPLES = """examples:
   rmem-inspect report                                        # the running kernel (root)
   rmem-inspect snapshot --vmcore vmcore -o board.json        # save what was read
   rmem-inspect check --snapshot board.json                   # re-run the checks offline
+  rmem-inspect trace                                         # eBPF tracing of carveout users
 
 exit status: 0 no warning or error, 1 findings at warning or above, 2 bad input.
 The vmlinux is found by build-id in /usr/lib/debug and Debian -dbg layouts when
@@ -78,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     from rmem_inspect.cli_extra import _add_extra_commands
 
     _add_extra_commands(sub)
+    from rmem_inspect.trace import add_trace_parser
+
+    add_trace_parser(sub)
     return parser
 
 
@@ -148,6 +152,10 @@ def guarded(body: Callable[[], int], debug: bool = False) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "trace":
+        from rmem_inspect.trace import run_trace
+
+        return run_trace(args)
     from rmem_inspect.cli_extra import run_extra
 
     rc = run_extra(args)
