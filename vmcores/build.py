@@ -20,6 +20,7 @@ changed.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -174,7 +175,7 @@ def make_initramfs(kernel: Kernel, busybox: Path, cache: Path) -> Path:
             capture_output=True,
             check=True,
         ).stdout
-        part = out.with_suffix(".part")
+        part = out.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
         part.write_bytes(data)
         part.replace(out)
     return out
@@ -296,9 +297,27 @@ def build_one(
     force: bool,
     log: Log,
 ) -> DumpManifest:
-    tag = f"[{kernel.series} {scenario.name}]"
     out = cache / "dumps" / kernel.release / scenario.name
     out.mkdir(parents=True, exist_ok=True)
+    # Two builders sharing a cache (tests while the demo runs, say) must not boot and
+    # dump the same pair at once: the second waits, then finds the dump up to date.
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(kernel, busybox, scenario, base_dts, qver, cache, force, log, out)
+
+
+def _build_locked(
+    kernel: Kernel,
+    busybox: tuple[Path, Package],
+    scenario: Scenario,
+    base_dts: str,
+    qver: str,
+    cache: Path,
+    force: bool,
+    log: Log,
+    out: Path,
+) -> DumpManifest:
+    tag = f"[{kernel.series} {scenario.name}]"
     dtb = compile_scenario(scenario, base_dts, out)
     initrd = make_initramfs(kernel, busybox[0], cache)
     key = _sha256_bytes(

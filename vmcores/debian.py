@@ -11,12 +11,13 @@ from its sources), or ``$RMEM_DEBIAN_MIRROR``.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -82,6 +83,9 @@ class FetchError(RuntimeError):
     pass
 
 
+Log = Callable[[str], None]
+
+
 def host_mirror() -> str:
     """The Debian archive URI the host's apt uses (deb822 or one-line sources)."""
     env = os.environ.get("RMEM_DEBIAN_MIRROR")
@@ -141,7 +145,11 @@ class PrivateApt:
 
     def _run(self, *args: str, cwd: Path | None = None) -> str:
         env = dict(os.environ, APT_CONFIG=str(self.conf), LC_ALL="C")
-        p = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True)
+        # apt refuses to run twice on one state directory: serialise builders
+        # that share the cache instead of failing on apt's lock.
+        with open(self.root / ".rmem-lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            p = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True)
         if p.returncode != 0:
             raise FetchError(f"{' '.join(args)} failed: {p.stderr.strip()[-2000:]}")
         return p.stdout
@@ -225,7 +233,7 @@ def _decompress_module(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def fetch_kernel(series: Series, cache: Path, log=print) -> Kernel:  # type: ignore[no-untyped-def]
+def fetch_kernel(series: Series, cache: Path, log: Log = print) -> Kernel:
     """Resolve the newest kernel of ``series``, download and unpack what the factory needs.
 
     Returns quickly when the same package versions are already unpacked.
@@ -239,6 +247,16 @@ def fetch_kernel(series: Series, cache: Path, log=print) -> Kernel:  # type: ign
         raise FetchError(f"cannot resolve the kernel behind {meta.get('Package')}")
     release = m.group(1)
     kdir = cache / "kernels" / release
+    kdir.parent.mkdir(parents=True, exist_ok=True)
+    # Builders sharing the cache unpack each kernel once: the others wait here.
+    with open(kdir.parent / f".{release}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _unpack_kernel(apt, series, release, kdir, cache, log)
+
+
+def _unpack_kernel(
+    apt: PrivateApt, series: Series, release: str, kdir: Path, cache: Path, log: Log
+) -> Kernel:
     stamp = kdir / "kernel.json"
     if stamp.exists():
         import json
@@ -297,21 +315,30 @@ def fetch_kernel(series: Series, cache: Path, log=print) -> Kernel:  # type: ign
     return k
 
 
-def fetch_busybox(cache: Path, log=print) -> tuple[Path, Package]:  # type: ignore[no-untyped-def]
+def fetch_busybox(cache: Path, log: Log = print) -> tuple[Path, Package]:
     """A static arm64 busybox from trixie."""
     apt = PrivateApt(cache / "apt", "trixie", host_mirror())
     (pkg,) = apt.download(["busybox-static"], cache / "debs")
     out = cache / "busybox" / pkg.version / "busybox"
-    if not out.exists():
-        tmp = cache / "busybox" / pkg.version / "x"
-        _extract(pkg.file, tmp)
-        shutil.move(str(_find_one(tmp, lambda p: p.name == "busybox" and p.is_file())), out)
-        shutil.rmtree(tmp)
-        log(f"busybox-static {pkg.version}: unpacked")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not out.exists():
+            _unpack_busybox(pkg, out, log)
     return out, pkg
 
 
-def _find_one(root: Path, pred) -> Path:  # type: ignore[no-untyped-def]
+def _unpack_busybox(pkg: Package, out: Path, log: Log) -> None:
+    tmp = out.parent / "x"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    _extract(pkg.file, tmp)
+    shutil.move(str(_find_one(tmp, lambda p: p.name == "busybox" and p.is_file())), out)
+    shutil.rmtree(tmp)
+    log(f"busybox-static {pkg.version}: unpacked")
+
+
+def _find_one(root: Path, pred: Callable[[Path], bool]) -> Path:
     found = sorted(p for p in root.rglob("*") if pred(p))
     if not found:
         raise FetchError(f"expected file not found under {root}")

@@ -5,6 +5,9 @@ console tail, when a boot does not come up."""
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -52,3 +55,16 @@ def test_boot_that_never_comes_up_fails_with_console_tail(
     assert "no ready marker after 25 s" in msg
     assert "qemu-system-aarch64" in msg and "console tail:" in msg
     assert "RMEM-FACTORY-READY" in msg or "Linux version" in msg or "Run /init" in msg
+
+
+def test_two_builders_sharing_a_cache_do_not_collide() -> None:
+    """A forced rebuild and a plain build of one pair at once: the second waits for the
+    first, then finds the fresh dump up to date (no half-written vmcore, no apt lock error)."""
+    cmd = [sys.executable, "-m", "vmcores.build", "-k", "6.12", "-s", "overlap"]
+    first = subprocess.Popen([*cmd, "--force"], stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    out_first, _ = first.communicate(timeout=600)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    assert "[6.12 overlap] dumped" in out_first
+    assert "[6.12 overlap] up to date" in second.stdout
