@@ -303,99 +303,85 @@ def build_one(
     # dump the same pair at once: the second waits, then finds the dump up to date.
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_locked(kernel, busybox, scenario, base_dts, qver, cache, force, log, out)
+        tag = f"[{kernel.series} {scenario.name}]"
+        dtb = compile_scenario(scenario, base_dts, out)
+        initrd = make_initramfs(kernel, busybox[0], cache)
+        key = _sha256_bytes(
+            json.dumps(
+                [
+                    BUILDER_VERSION,
+                    _sha256_file(dtb),
+                    [p.sha256 for p in kernel.packages],
+                    _sha256_file(initrd),
+                    qver,
+                    MACHINE,
+                    APPEND,
+                ]
+            ).encode()
+        )
+        mpath = out / "manifest.json"
+        vmcore = out / "vmcore"
+        if not force and mpath.exists() and vmcore.exists():
+            try:
+                old = DumpManifest.load(mpath)
+                if old.key == key:
+                    log(f"{tag} up to date")
+                    return old
+            except (ValueError, TypeError, KeyError):
+                pass
+        mpath.unlink(missing_ok=True)
+        vmcore.unlink(missing_ok=True)
 
-
-def _build_locked(
-    kernel: Kernel,
-    busybox: tuple[Path, Package],
-    scenario: Scenario,
-    base_dts: str,
-    qver: str,
-    cache: Path,
-    force: bool,
-    log: Log,
-    out: Path,
-) -> DumpManifest:
-    tag = f"[{kernel.series} {scenario.name}]"
-    dtb = compile_scenario(scenario, base_dts, out)
-    initrd = make_initramfs(kernel, busybox[0], cache)
-    key = _sha256_bytes(
-        json.dumps(
-            [
-                BUILDER_VERSION,
-                _sha256_file(dtb),
-                [p.sha256 for p in kernel.packages],
-                _sha256_file(initrd),
-                qver,
-                MACHINE,
-                APPEND,
-            ]
-        ).encode()
-    )
-    mpath = out / "manifest.json"
-    vmcore = out / "vmcore"
-    if not force and mpath.exists() and vmcore.exists():
+        guest = Guest(kernel, initrd, dtb, out)
+        t0 = time.monotonic()
+        log(f"{tag} booting {kernel.release}")
         try:
-            old = DumpManifest.load(mpath)
-            if old.key == key:
-                log(f"{tag} up to date")
-                return old
-        except (ValueError, TypeError, KeyError):
-            pass
-    mpath.unlink(missing_ok=True)
-    vmcore.unlink(missing_ok=True)
-
-    guest = Guest(kernel, initrd, dtb, out)
-    t0 = time.monotonic()
-    log(f"{tag} booting {kernel.release}")
-    try:
-        guest.start()
-        guest.wait_ready(BOOT_TIMEOUT)
-        t1 = time.monotonic()
-        log(f"{tag} ready after {t1 - t0:.1f} s, dumping")
-        guest.dump(vmcore)
-        t2 = time.monotonic()
-    finally:
-        guest.stop()
-    console = guest.text()
-    (out / "dmesg.txt").write_text(_split_dmesg(console))
-    subprocess.run(["fallocate", "--dig-holes", str(vmcore)], check=False)
-    st = vmcore.stat()
-    rel = lambda p: os.path.relpath(p, out)  # noqa: E731
-    manifest = DumpManifest(
-        scenario=scenario.name,
-        series=kernel.series,
-        kernel_release=kernel.release,
-        packages=[vars(p) | {"file": Path(p.file).name} for p in kernel.packages],
-        busybox=vars(busybox[1]) | {"file": Path(busybox[1].file).name},
-        dtb_sha256=_sha256_file(dtb),
-        qemu_version=qver,
-        qemu_command=guest.command,
-        paths={
-            "vmcore": "vmcore",
-            "vmlinux": rel(kernel.vmlinux),
-            "debug_root": rel(kernel.debug_root),
-            "console_log": "console.log",
-            "dmesg": "dmesg.txt",
-            "dtb": "board.dtb",
-            "dts": "board.dts",
-            "initramfs": rel(initrd),
-        },
-        vmcore_bytes=st.st_size,
-        vmcore_allocated_bytes=st.st_blocks * 512,
-        boot_seconds=round(t1 - t0, 2),
-        dump_seconds=round(t2 - t1, 2),
-        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        key=key,
-    )
-    manifest.save(out)
-    manifest.directory = str(out)
-    log(
-        f"{tag} dumped {st.st_size >> 20} MiB ({manifest.vmcore_allocated_bytes >> 20} MiB "
-        f"on disk) in {t2 - t1:.1f} s"
-    )
-    return manifest
+            guest.start()
+            guest.wait_ready(BOOT_TIMEOUT)
+            t1 = time.monotonic()
+            log(f"{tag} ready after {t1 - t0:.1f} s, dumping")
+            guest.dump(vmcore)
+            t2 = time.monotonic()
+        finally:
+            guest.stop()
+        console = guest.text()
+        (out / "dmesg.txt").write_text(_split_dmesg(console))
+        subprocess.run(["fallocate", "--dig-holes", str(vmcore)], check=False)
+        st = vmcore.stat()
+        rel = lambda p: os.path.relpath(p, out)  # noqa: E731
+        manifest = DumpManifest(
+            scenario=scenario.name,
+            series=kernel.series,
+            kernel_release=kernel.release,
+            packages=[vars(p) | {"file": Path(p.file).name} for p in kernel.packages],
+            busybox=vars(busybox[1]) | {"file": Path(busybox[1].file).name},
+            dtb_sha256=_sha256_file(dtb),
+            qemu_version=qver,
+            qemu_command=guest.command,
+            paths={
+                "vmcore": "vmcore",
+                "vmlinux": rel(kernel.vmlinux),
+                "debug_root": rel(kernel.debug_root),
+                "console_log": "console.log",
+                "dmesg": "dmesg.txt",
+                "dtb": "board.dtb",
+                "dts": "board.dts",
+                "initramfs": rel(initrd),
+            },
+            vmcore_bytes=st.st_size,
+            vmcore_allocated_bytes=st.st_blocks * 512,
+            boot_seconds=round(t1 - t0, 2),
+            dump_seconds=round(t2 - t1, 2),
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            key=key,
+        )
+        manifest.save(out)
+        manifest.directory = str(out)
+        log(
+            f"{tag} dumped {st.st_size >> 20} MiB ({manifest.vmcore_allocated_bytes >> 20} MiB "
+            f"on disk) in {t2 - t1:.1f} s"
+        )
+        return manifest
 
 
 def build(
