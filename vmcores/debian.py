@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -122,9 +123,10 @@ class PrivateApt:
         for sub in ("lists/partial", "cache/archives/partial"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         (self.root / "status").touch()
-        (self.root / "sources.list").write_text(f"deb [arch=arm64] {mirror} {suite} main\n")
+        _write_if_changed(self.root / "sources.list", f"deb [arch=arm64] {mirror} {suite} main\n")
         self.conf = self.root / "apt.conf"
-        self.conf.write_text(
+        _write_if_changed(
+            self.conf,
             "\n".join(
                 [
                     f'Dir::Etc::SourceList "{self.root}/sources.list";',
@@ -139,7 +141,7 @@ class PrivateApt:
                     'APT::Sandbox::User "root";',
                     "",
                 ]
-            )
+            ),
         )
         self._updated = False
 
@@ -164,8 +166,11 @@ class PrivateApt:
         self.update()
         try:
             out = self._run("apt-cache", "show", "--no-all-versions", package)
-        except FetchError:
-            return None
+        except FetchError as e:
+            # Only "no such package" means absent; any other apt failure is reported.
+            if "No packages found" in str(e) or "Unable to locate" in str(e):
+                return None
+            raise
         fields: dict[str, str] = {}
         for line in out.splitlines():
             if not line.strip():
@@ -194,6 +199,19 @@ class PrivateApt:
                 raise FetchError(f"apt-get download {name} did not produce {fname}")
             out.append(Package(name, version, _sha256(path), str(path)))
         return out
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Replace ``path`` atomically, and only when its content changes: other builders
+    sharing the cache may be running apt with this very file at the same moment."""
+    try:
+        if path.read_text() == text:
+            return
+    except OSError:
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _sha256(path: Path) -> str:
