@@ -315,24 +315,13 @@ def render_svg(report: Report, *, title: str | None = None) -> str:
     legend = _el(svg, "g", class_="legend")
     lx = 10
     ly = bottom + 10
-    for verdict, colour in VERDICT_COLOURS.items():
-        _el(
-            legend,
-            "rect",
-            x=lx,
-            y=f"{ly - 10:.1f}",
-            width=12,
-            height=12,
-            fill=colour,
-            stroke="#212121",
-        )
-        _el(legend, "text", _VERDICT_TEXT[verdict], x=lx + 16, y=f"{ly:.1f}")
-        lx += 16 + 8 * len(_VERDICT_TEXT[verdict]) + 16
-    for colour, text in (
+    entries = [(colour, _VERDICT_TEXT[verdict]) for verdict, colour in VERDICT_COLOURS.items()]
+    entries += [
         ("#90caf9", "RAM"),
         ("#37474f", "RAM, NOMAP"),
         ("#6d4c41", "memblock.reserved"),
-    ):
+    ]
+    for colour, text in entries:
         _el(
             legend,
             "rect",

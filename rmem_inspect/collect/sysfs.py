@@ -319,18 +319,7 @@ def reconstruct_reserved_mem(
         if any(_ARRAY_FAIL.search(t) for t in texts):
             entries.clear()
             how += "; the log says the array allocation failed, so none is tracked"
-        state = ReservedMemState(
-            layout=layout,
-            ops_layout="log",
-            count=len(entries),
-            capacity=None,
-            max_regions=MAX_RESERVED_REGIONS,
-            array_address=0,
-            entry_size=0,
-            entries=entries,
-            errors=errors,
-        )
-        return state, how
+        return _log_state(layout, entries, None, MAX_RESERVED_REGIONS, errors), how
     saved = _saved_nodes(dt)
     dropped = sum(1 for t in texts if _NOT_ENOUGH.search(t))
     capacity = len(saved) - dropped if dropped else MAX_RESERVED_REGIONS
@@ -351,18 +340,28 @@ def reconstruct_reserved_mem(
         )
         + "; dynamic placements are not logged"
     )
-    state = ReservedMemState(
+    return _log_state(layout, entries, capacity, capacity, errors), how
+
+
+def _log_state(
+    layout: str,
+    entries: list[RmemEntry],
+    capacity: int | None,
+    max_regions: int,
+    errors: list[str],
+) -> ReservedMemState:
+    """A reserved_mem rebuilt from the kernel log (``ops_layout="log"``, no addresses)."""
+    return ReservedMemState(
         layout=layout,
         ops_layout="log",
         count=len(entries),
         capacity=capacity,
-        max_regions=capacity,
+        max_regions=max_regions,
         array_address=0,
         entry_size=0,
         entries=entries,
         errors=errors,
     )
-    return state, how
 
 
 # --------------------------------------------------------------------------
