@@ -13,9 +13,9 @@ raises :class:`OfTreeUnreadable` instead of passing for the kernel's tree.
 
 from __future__ import annotations
 
-from drgn import FaultError, Object, Program
+from drgn import FaultError, Program
 
-from rmem_inspect.collect._util import read_cstr
+from rmem_inspect.collect._util import BlockCache, RawStruct, Reader, read_cstr
 from rmem_inspect.collect.devicetree import RawNode
 
 __all__ = ["MAX_NODES", "MAX_PROPS", "MAX_PROP_LEN", "OfTreeUnreadable", "read_of_tree"]
@@ -37,31 +37,37 @@ def _incomplete(errors: list[str], first: int, nodes: int) -> OfTreeUnreadable:
     )
 
 
-def _props(prog: Program, np: Object, errors: list[str]) -> dict[str, bytes]:
+class _Layouts:
+    """``struct device_node`` and ``struct property`` members the walk reads."""
+
+    def __init__(self, prog: Program) -> None:
+        self.node = RawStruct(
+            prog, "struct device_node", ["full_name", "properties", "child", "sibling"]
+        )
+        self.prop = RawStruct(prog, "struct property", ["name", "length", "value", "next"])
+
+
+def _props(mem: Reader, layouts: _Layouts, np: int, pp: int, errors: list[str]) -> dict[str, bytes]:
+    """The properties of the node at ``np``, from its first ``struct property *`` ``pp``."""
     props: dict[str, bytes] = {}
-    try:
-        pp = np.properties.read_()
-    except FaultError as e:
-        errors.append(f"properties of node at {np.value_():#x} unreadable: {e}")
-        return props
     seen = 0
-    while pp.value_() and seen < MAX_PROPS:
+    while pp and seen < MAX_PROPS:
         seen += 1
         try:
-            name = read_cstr(prog, pp.name.value_()) or f"<unreadable@{pp.name.value_():#x}>"
-            length = pp.length.value_()
+            name_ptr, length, value_ptr, next_pp = layouts.prop.read(mem, pp)
+            name = read_cstr(mem, name_ptr) or f"<unreadable@{name_ptr:#x}>"
             if length < 0 or length > MAX_PROP_LEN:
                 errors.append(f"property {name}: absurd length {length}")
                 value = b""
             else:
-                value = prog.read(pp.value.value_(), length) if length else b""
+                value = mem.read(value_ptr, length) if length else b""
             props[name] = value
-            pp = pp.next.read_()
+            pp = next_pp
         except FaultError as e:
-            errors.append(f"property at {pp.value_():#x} unreadable: {e}")
+            errors.append(f"property at {pp:#x} unreadable: {e}")
             break
     if seen >= MAX_PROPS:
-        errors.append(f"node at {np.value_():#x}: more than {MAX_PROPS} properties, stopped")
+        errors.append(f"node at {np:#x}: more than {MAX_PROPS} properties, stopped")
     return props
 
 
@@ -72,27 +78,29 @@ def read_of_tree(prog: Program, errors: list[str]) -> RawNode | None:
         problems are also appended to ``errors``.
     """
     try:
-        root = prog["of_root"].read_()
+        root = prog["of_root"].value_()
     except (LookupError, FaultError) as e:
         errors.append(f"of_root unreadable: {e}")
         return None
-    if not root.value_():
+    if not root:
         return None
+    layouts = _Layouts(prog)
+    mem = BlockCache(prog)  # the tree is one allocation; names and values are in the FDT
     first = len(errors)
-    out_root = RawNode(name="", props=_props(prog, root, errors), children=[])
-    # (kernel node, its RawNode): walk children iteratively.
-    stack: list[tuple[Object, RawNode]] = [(root, out_root)]
-    visited = {root.value_()}
+    try:
+        _, properties, child, _ = layouts.node.read(mem, root)
+    except FaultError as e:
+        errors.append(f"root node at {root:#x} unreadable: {e}")
+        raise _incomplete(errors, first, 0) from e
+    out_root = RawNode(name="", props=_props(mem, layouts, root, properties, errors), children=[])
+    # (first child of a node, the node's RawNode): walk children iteratively.
+    stack: list[tuple[int, RawNode]] = [(child, out_root)]
+    visited = {root}
     count = 1
     while stack:
-        np, raw = stack.pop()
-        try:
-            child = np.child.read_()
-        except FaultError as e:
-            errors.append(f"children of node at {np.value_():#x} unreadable: {e}")
-            continue
-        while child.value_():
-            addr = child.value_()
+        child, raw = stack.pop()
+        while child:
+            addr = child
             if addr in visited:
                 errors.append(f"devicetree node {addr:#x} reached twice: corrupt tree")
                 break
@@ -102,17 +110,19 @@ def read_of_tree(prog: Program, errors: list[str]) -> RawNode | None:
                 errors.append(f"more than {MAX_NODES} devicetree nodes: stopped")
                 raise _incomplete(errors, first, count - 1)
             try:
-                name = read_cstr(prog, child.full_name.value_()) or f"<unreadable@{addr:#x}>"
+                full_name, properties, grandchild, child = layouts.node.read(mem, addr)
+            except FaultError as e:
+                errors.append(f"devicetree node at {addr:#x} unreadable: {e}")
+                break
+            try:
+                name = read_cstr(mem, full_name) or f"<unreadable@{addr:#x}>"
             except FaultError:
                 name = f"<unreadable@{addr:#x}>"
-            node = RawNode(name=name, props=_props(prog, child, errors), children=[])
+            node = RawNode(
+                name=name, props=_props(mem, layouts, addr, properties, errors), children=[]
+            )
             raw.children.append(node)
-            stack.append((child, node))
-            try:
-                child = child.sibling.read_()
-            except FaultError as e:
-                errors.append(f"sibling of node at {addr:#x} unreadable: {e}")
-                break
+            stack.append((grandchild, node))
     if len(errors) > first:
         raise _incomplete(errors, first, count)
     return out_root

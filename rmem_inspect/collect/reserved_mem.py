@@ -23,7 +23,13 @@ from __future__ import annotations
 
 from drgn import FaultError, Object, Program
 
-from rmem_inspect.collect._util import has_member, read_cstr, symbol_name
+from rmem_inspect.collect._util import (
+    BlockCache,
+    RawStruct,
+    has_member,
+    read_cstr,
+    symbol_name,
+)
 from rmem_inspect.model import ReservedMemState, RmemEntry
 
 __all__ = [
@@ -208,33 +214,39 @@ def _read_entries(prog: Program, state: ReservedMemState) -> list[RmemEntry]:
     if not state.array_address:
         return []
     tp = prog.type("struct reserved_mem")
-    has_fdt_node = has_member(tp, "fdt_node")
-    has_phandle = has_member(tp, "phandle")
+    members = ["name", "base", "size", "ops", "priv"]
+    # fdt_node went away in 7.x; phandle is there on every series we know, probe both
+    optional = [m for m in ("fdt_node", "phandle") if has_member(tp, m)]
+    layout = RawStruct(prog, "struct reserved_mem", members + optional)
+    ops_names: dict[int, str | None] = {}  # a 1,000-entry array names a handful of ops
+    mem = BlockCache(prog)  # the array is contiguous and the names are in the FDT blob
     entries = []
     for i in range(limit):
         address = state.array_address + i * state.entry_size
         try:
-            obj = Object(prog, tp, address=address).read_()
+            values = layout.read(mem, address)
         except FaultError as e:
             entries.append(
                 RmemEntry(index=i, address=address, name=None, base=0, size=0, error=str(e))
             )
             continue
-        name_ptr = obj.name.value_()
-        name = read_cstr(prog, name_ptr)
-        ops_address = obj.ops.value_()
+        name_ptr, base, size, ops_address, priv = values[:5]
+        extra = dict(zip(optional, values[5:], strict=True))
+        name = read_cstr(mem, name_ptr)
+        if ops_address not in ops_names:
+            ops_names[ops_address] = symbol_name(prog, ops_address)
         entries.append(
             RmemEntry(
                 index=i,
                 address=address,
                 name=name,
-                base=obj.base.value_(),
-                size=obj.size.value_(),
-                ops=symbol_name(prog, ops_address),
+                base=base,
+                size=size,
+                ops=ops_names[ops_address],
                 ops_address=ops_address,
-                fdt_node=obj.fdt_node.value_() if has_fdt_node else None,
-                phandle=obj.phandle.value_() if has_phandle else None,
-                priv=obj.priv.value_(),
+                fdt_node=extra.get("fdt_node"),
+                phandle=extra.get("phandle"),
+                priv=priv,
                 error=(
                     f"name pointer {name_ptr:#x} unreadable" if name is None and name_ptr else None
                 ),
