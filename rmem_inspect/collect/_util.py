@@ -129,7 +129,8 @@ class RawStruct:
 
 def _code(tp: Type, what: str) -> str:
     """The :mod:`struct` code of a scalar member type."""
-    tp = tp.unaliased()
+    while tp.kind == TypeKind.TYPEDEF:  # Type.unaliased() is not in drgn 0.0.31
+        tp = tp.type
     size = sizeof(tp)
     signed = tp.kind == TypeKind.INT and tp.is_signed
     if tp.kind == TypeKind.ENUM and tp.type is not None:
