@@ -26,6 +26,7 @@ Exit status: 0 when every target holds, 1 when one is missed, 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import compileall
 import fnmatch
 import gc
 import json
@@ -372,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine()
     log(" ".join(f"{k}={v}" for k, v in info.items()))
+    # An installed package has its bytecode compiled (pip does it); a checkout run with
+    # PYTHONDONTWRITEBYTECODE=1 would compile every changed module again in every child.
+    compileall.compile_dir(ROOT / "rmem_inspect", quiet=1)
     dumps: list[DumpResult] = []
     if not args.no_dumps:
         manifests = [
