@@ -38,9 +38,12 @@ def _incomplete(errors: list[str], first: int, nodes: int) -> OfTreeUnreadable:
 
 
 class _Layouts:
-    """``struct device_node`` and ``struct property`` members the walk reads."""
+    """``struct device_node`` and ``struct property`` members the walk reads, and the
+    property names read so far: unflatten_dt_nodes() points every property's name
+    into the FDT's strings block, where dtc stores each name once."""
 
     def __init__(self, prog: Program) -> None:
+        self.names: dict[int, str] = {}
         self.node = RawStruct(
             prog, "struct device_node", ["full_name", "properties", "child", "sibling"]
         )
@@ -55,7 +58,10 @@ def _props(mem: Reader, layouts: _Layouts, np: int, pp: int, errors: list[str]) 
         seen += 1
         try:
             name_ptr, length, value_ptr, next_pp = layouts.prop.read(mem, pp)
-            name = read_cstr(mem, name_ptr) or f"<unreadable@{name_ptr:#x}>"
+            name = layouts.names.get(name_ptr)
+            if name is None:
+                name = read_cstr(mem, name_ptr) or f"<unreadable@{name_ptr:#x}>"
+                layouts.names[name_ptr] = name
             if length < 0 or length > MAX_PROP_LEN:
                 errors.append(f"property {name}: absurd length {length}")
                 value = b""
