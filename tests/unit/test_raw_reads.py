@@ -46,9 +46,7 @@ def _program(platform: Platform) -> Program:
             ),
         ],
     )
-    color = prog.enum_type(
-        "color", prog.int_type("int", 4, True), [drgn.TypeEnumerator("RED", -1)]
-    )
+    color = prog.enum_type("color", prog.int_type("int", 4, True), [drgn.TypeEnumerator("RED", -1)])
     holder = prog.struct_type("holder", 8, [TypeMember(color, "c", 0), TypeMember(int_t, "x", 32)])
     nested = prog.struct_type("nested", 40, [TypeMember(prop, "p", 0)])
     types = {"property": prop, "holder": holder, "nested": nested}
