@@ -14,8 +14,6 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-import tabulate as _tabulate_module
-
 from rmem_inspect import __version__
 from rmem_inspect.checks import Finding, RangeSet, Report, _fmt, _human
 
@@ -25,50 +23,66 @@ FORMATS = ("table", "json", "markdown")
 JSON_SCHEMA = 1
 
 
+#: tabulate.MIN_PADDING: what tabulate adds to a header's width (the table test pins it).
+_MIN_PADDING = 2
+
+
 def tabulate(rows: Any, headers: Any = (), **kwargs: Any) -> str:
     """:func:`tabulate.tabulate`, cheaper where its per-cell work changes nothing.
 
     tabulate measures each cell with wcwidth and classifies it (number, bool,
     text) one Python call at a time: ~40 ms for the 1,016-row region table of a
-    1,000-region board, more than the checks. When every cell is printable
-    ASCII (width = length), wcwidth is skipped; a "simple" table of text cells
-    with number parsing off is laid out by :func:`_simple_text_table`, which
-    tests/unit/test_render_tables.py holds byte-identical to tabulate. Other
-    tables (wide or control characters, wrapping, other formats) are
-    tabulate's alone.
+    1,000-region board, more than the checks; importing it (and wcwidth's 24
+    modules) costs ~20 ms more. A "simple" or "plain" table of printable-ASCII
+    text cells with number parsing off is laid out by :func:`_text_table`, which
+    tests/unit/test_render_tables.py holds byte-identical to tabulate; tabulate
+    is imported only for the other tables (wide or control characters,
+    wrapping, other formats), and skips wcwidth where every cell is ASCII.
     """
     rows = [list(r) for r in rows]
     headers = list(headers)
     cells = [c for r in rows for c in r] + headers
-    if not all(isinstance(c, str) and c.isascii() and c.isprintable() for c in cells):
-        return _tabulate_module.tabulate(rows, headers, **kwargs)
+    ascii_text = all(isinstance(c, str) and c.isascii() and c.isprintable() for c in cells)
     if (
-        kwargs == {"tablefmt": "simple", "disable_numparse": True}
+        ascii_text
         and rows
-        and all(len(r) == len(headers) for r in rows)
+        and kwargs in ({"tablefmt": "simple", "disable_numparse": True},
+                       {"tablefmt": "plain", "disable_numparse": True})  # fmt: skip
+        and len({len(r) for r in rows} | ({len(headers)} if headers else set())) == 1
+        and (headers or kwargs["tablefmt"] == "plain")  # "simple" rules a headless table
     ):
-        return _simple_text_table(rows, headers)
-    wide = _tabulate_module.WIDE_CHARS_MODE
-    _tabulate_module.WIDE_CHARS_MODE = False
+        return _text_table(rows, headers, rule=kwargs["tablefmt"] == "simple")
+    import tabulate as tabulate_module  # here: most reports never need it
+
+    if not ascii_text:
+        return tabulate_module.tabulate(rows, headers, **kwargs)
+    wide = tabulate_module.WIDE_CHARS_MODE
+    tabulate_module.WIDE_CHARS_MODE = False
     try:
-        return _tabulate_module.tabulate(rows, headers, **kwargs)
+        return tabulate_module.tabulate(rows, headers, **kwargs)
     finally:
-        _tabulate_module.WIDE_CHARS_MODE = wide
+        tabulate_module.WIDE_CHARS_MODE = wide
 
 
-def _simple_text_table(rows: list[list[str]], headers: list[str]) -> str:
-    """tabulate's "simple" layout of printable-ASCII text cells: cells (not headers)
-    stripped and left-aligned, columns at least two wider than their header, two
-    spaces apart, a dashed rule under the headers, trailing spaces cut."""
+def _text_table(rows: list[list[str]], headers: list[str], rule: bool) -> str:
+    """tabulate's "simple" (``rule``) or "plain" layout of printable-ASCII text cells:
+    cells (not headers) stripped and left-aligned, two spaces apart, columns at
+    least two wider than their header, a dashed rule under the headers in
+    "simple", trailing spaces cut."""
     rows = [[c.strip() for c in r] for r in rows]
-    widths = [
-        max(len(h) + _tabulate_module.MIN_PADDING, *(len(c) for c in col))
-        for h, col in zip(headers, zip(*rows, strict=True), strict=True)
-    ]
-    lines = [
-        "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
-        "  ".join("-" * w for w in widths),
-    ]
+    columns = list(zip(*rows, strict=True))
+    if headers:
+        widths = [
+            max(len(h) + _MIN_PADDING, *(len(c) for c in col))
+            for h, col in zip(headers, columns, strict=True)
+        ]
+    else:
+        widths = [max(len(c) for c in col) for col in columns]
+    lines = []
+    if headers:
+        lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+        if rule:
+            lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
 
@@ -259,7 +273,13 @@ def render(report: Report, fmt: str, *, findings_only: bool = False, evidence: b
     if not findings_only:
         if fmt == "markdown":
             out.append("# rmem_inspect report\n")
-        out.append(tabulate(_header(report), tablefmt=table_fmt if fmt == "markdown" else "plain"))
+        out.append(
+            tabulate(
+                _header(report),
+                tablefmt=table_fmt if fmt == "markdown" else "plain",
+                disable_numparse=True,  # sentences, never a column of numbers
+            )
+        )
         section(f"Regions ({len(report.regions)})")
         out.append(
             tabulate(

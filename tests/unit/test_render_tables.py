@@ -44,6 +44,10 @@ def test_region_tables_of_real_snapshots(path: Path) -> None:
     for fmt in ("simple", "github"):
         ours, theirs = _both(rows, HEADERS, tablefmt=fmt, disable_numparse=True)
         assert ours == theirs
+    # the summary above the tables: sentences, so number parsing changes nothing
+    header = [list(r) for r in render._header(report)]
+    ours, theirs = _both(header, [], tablefmt="plain", disable_numparse=True)
+    assert ours == theirs == tabulate_module.tabulate(header, tablefmt="plain")
     ours, theirs = _both(
         render._finding_rows(report.findings) or [["-", "-", "-", "-"]],
         ["severity", "code", "region", "message"],
@@ -70,8 +74,14 @@ def test_random_ascii_tables(table: tuple[list[str], list[list[str]]]) -> None:
     for fmt in ("simple", "github", "plain"):
         ours, theirs = _both(rows, headers, tablefmt=fmt, disable_numparse=True)
         assert ours == theirs
+        ours, theirs = _both(rows, [], tablefmt=fmt, disable_numparse=True)
+        assert ours == theirs
     ours, theirs = _both(rows, headers, tablefmt="simple")  # number parsing on
     assert ours == theirs
+
+
+def test_min_padding_is_tabulates() -> None:
+    assert render._MIN_PADDING == tabulate_module.MIN_PADDING
 
 
 @pytest.mark.parametrize(
