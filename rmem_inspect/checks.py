@@ -156,15 +156,15 @@ class RangeSet:
         """Merge [base, end) spans sorted by base into disjoint starts and ends."""
         starts: list[int] = []
         ends: list[int] = []
+        add_start, add_end = starts.append, ends.append
         last = -1
         for base, end in spans:
-            if base <= last:
-                if end > last:
-                    ends[-1] = last = end
-            else:
-                starts.append(base)
-                ends.append(end)
+            if base > last:
+                add_start(base)
+                add_end(end)
                 last = end
+            elif end > last:
+                ends[-1] = last = end
         return starts, ends
 
     def union(self, other: RangeSet) -> RangeSet:
@@ -248,9 +248,14 @@ class LogIndex:
         #: (kind, group) -> group value -> lines, built on first use by named().
         self._named: dict[tuple[str, int], dict[str | None, list[str]]] = {}
         known = set(names)
+        # Only the kinds of event whose literal is somewhere in the log are looked for
+        # line by line: most logs have none of them, and one substring search over
+        # the whole log costs less than eleven per line.
+        whole = "\n".join(line.text for line in self.lines)
         kinds = [
             (_LOG_LITERALS[k], p, self.events[k], self.event_lines[k])
             for k, p in _LOG_PATTERNS.items()
+            if _LOG_LITERALS[k] in whole
         ]
         by_region = self.by_region
         for line in self.lines:
@@ -747,7 +752,7 @@ def _unplaced(c: _Ctx, e: RmemEntry) -> bool:
 
 
 def _check_tracked(c: _Ctx, r: DtRegion, kind: str, e: RmemEntry, view: RegionView) -> None:
-    if _unplaced(c, e):
+    if c.derived and e.base == 0:  # _unplaced(), inlined: this runs for every region
         view.tracked = True  # placement not in the log: nothing to check it against
         return
     if kind == "static":
@@ -791,9 +796,13 @@ def _check_tracked(c: _Ctx, r: DtRegion, kind: str, e: RmemEntry, view: RegionVi
             )
     if e.size:
         _check_placement(c, r.name, e, nomap=r.nomap)
-    compat = [x for x in r.compatible if x in GENERIC_INIT_COMPATIBLES]
     failed = c.log.named("match_fail", r.name) if c.log.events["match_fail"] else []
-    if failed or (compat and e.ops is None and e.size and not c.derived):
+    if failed or (
+        e.ops is None
+        and e.size
+        and not c.derived
+        and any(x in GENERIC_INIT_COMPATIBLES for x in r.compatible)
+    ):
         c.add(
             "RMEM-NO-INIT",
             r.name,
@@ -902,8 +911,12 @@ def _check_overlaps(c: _Ctx, views: dict[str, RegionView]) -> None:
             placed[e.name] = (e.base, e.size)
     items = sorted((b, b + s, n) for n, (b, s) in placed.items())
     active: list[tuple[int, str, int]] = []  # (end, name, base)
+    reach = 0  # the largest end in active
     for base, end, name in items:
-        active = [a for a in active if a[0] > base]
+        if base >= reach:
+            active = []  # the usual case: nothing still open overlaps this one
+        else:
+            active = [a for a in active if a[0] > base]
         for a_end, a_name, a_base in active:
             lines = [t for t in c.log.event_lines["overlap"] if a_name in t and name in t]
             c.add(
@@ -918,6 +931,7 @@ def _check_overlaps(c: _Ctx, views: dict[str, RegionView]) -> None:
                 if n in views and views[n].verdict == "ok":
                     views[n].verdict = "overlap"
         active.append((end, name, base))
+        reach = max(reach, end)
 
 
 def _check_consumers(c: _Ctx) -> None:
@@ -994,21 +1008,14 @@ def _check_dt_diverged(c: _Ctx) -> None:
 def _views(c: _Ctx) -> dict[str, RegionView]:
     views: dict[str, RegionView] = {}
     for r, kind, available, ranges in c.regions:
+        verdict = "ok" if available else "disabled"
         each: list[tuple[str, int | None, int | None]] = list(ranges) or [(r.name, None, r.size)]
         for name, b, s in each:
             views[name] = RegionView(
-                name=name,
-                base=b,
-                size=s,
-                kind=kind,
-                nomap=r.nomap,
-                reusable=r.reusable,
-                compatible=list(r.compatible),
-                status=r.status,
-                sources=["dt"],
-                verdict="ok" if available else "disabled",
-                dt_index=r.index,
-            )
+                name, b, s, kind, r.nomap, r.reusable, list(r.compatible), r.status,
+                sources=["dt"], verdict=verdict, dt_index=r.index,
+            )  # fmt: skip
+    derived = c.derived
     for e in c.entries:
         if e.name is None:
             continue
@@ -1020,17 +1027,19 @@ def _views(c: _Ctx) -> dict[str, RegionView]:
         v.tracked = True
         v.rmem_index = e.index
         v.sources.append("reserved_mem")
-        if (v.base is None or v.kind == "dynamic") and not _unplaced(c, e):
+        if (v.base is None or v.kind == "dynamic") and not (derived and e.base == 0):
             v.base, v.size = e.base, e.size
-    covers, overlaps, by_region = c.covered.covers, c.covered.overlaps, c.log.by_region
-    for v in views.values():
-        if c.memblock_ok and v.base is not None and v.size:
-            v.reserved = covers(v.base, v.size)
-            if v.reserved or overlaps(v.base, v.size):
-                v.sources.append("memblock")
-        lines = by_region.get(v.name)
-        if lines:
-            v.log = lines[:6]
+    by_region = c.log.by_region
+    if c.memblock_ok:
+        covers, overlaps = c.covered.covers, c.covered.overlaps
+        for v in views.values():
+            if v.base is not None and v.size:
+                v.reserved = covers(v.base, v.size)
+                if v.reserved or overlaps(v.base, v.size):
+                    v.sources.append("memblock")
+    for name, lines in by_region.items():
+        if name in views:
+            views[name].log = lines[:6]
     return views
 
 
