@@ -258,6 +258,17 @@ def machine() -> dict[str, str]:
     }
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(steal, total) jiffies of all CPUs from /proc/stat: time the hypervisor gave
+    to other guests shows as steal, and slows every run it lands in."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
 def _fs(s: Stat, fmt: str) -> str:
     return f"{s.median:{fmt}} ({s.low:{fmt}}..{s.high:{fmt}})"
 
@@ -272,7 +283,9 @@ def markdown(
     out = [
         f"Machine: {info['cpu']}, {info['nproc']} CPUs, {info['memory']} RAM, Linux "
         f"{info['kernel']}; Python {info['python']}, drgn {info['drgn']}; {info['date']}; "
-        f"load average {info['loadavg']} at start, {end_load} at end.",
+        f"load average {info['loadavg']} at start, {end_load} at end"
+        + (f"; CPU steal {info['steal']} of the run" if info.get("steal") else "")
+        + ".",
         "",
     ]
     if dumps:
@@ -372,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, flush=True)
 
     info = machine()
+    ticks = _cpu_ticks()
     log(" ".join(f"{k}={v}" for k, v in info.items()))
     # An installed package has its bytecode compiled (pip does it); a checkout run with
     # PYTHONDONTWRITEBYTECODE=1 would compile every changed module again in every child.
@@ -394,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
             dumps.append(bench_dump(m, reps, checks_reps, log))
     synth = [] if args.no_synthetic else bench_synthetic(SYNTHETIC_SIZES, checks_reps, log)
     end_load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    end_ticks = _cpu_ticks()
+    if ticks and end_ticks and end_ticks[1] > ticks[1]:
+        info["steal"] = f"{100 * (end_ticks[0] - ticks[0]) / (end_ticks[1] - ticks[1]):.1f}%"
     md = markdown(info, dumps, synth, reps, end_load)
     print("\n" + md)
     if args.markdown:
