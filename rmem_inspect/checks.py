@@ -640,6 +640,7 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
         for t in con.targets:
             if t:
                 consumers_of.setdefault(t.rsplit("/", 1)[-1], []).append(con.path)
+    by_name = c.by_name
     for r, kind, available, ranges in c.regions:
         if not available:
             c.add(
@@ -665,7 +666,13 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
             if r.name not in c.by_name and r.name in views:
                 views[r.name].verdict = "unknown"
             continue
-        e = c.by_name.get(r.name)
+        e = by_name.get(r.name)
+        if e is not None and len(ranges) == 1 and kind == "static":
+            # The usual case, kept short: one reg entry, tracked.
+            _check_tracked(c, r, kind, e, views[r.name])
+            if r.reusable:
+                _check_cma(c, r, e)
+            continue
         if e is None:
             cause, lines = _drop_cause(c, r, saved_rank)
             reserved = None
