@@ -85,7 +85,7 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class RegionView:
     """One region as every source sees it (an entry of the JSON ``regions``)."""
 

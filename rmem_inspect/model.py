@@ -57,7 +57,7 @@ class KernelInfo:
     drgn_version: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class RmemEntry:
     """One ``struct reserved_mem`` entry of the kernel's ``reserved_mem`` array."""
 
@@ -121,7 +121,7 @@ class ReservedMemState:
     errors: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class MemblockRegion:
     base: int
     size: int
@@ -141,7 +141,7 @@ class MemblockState:
     note: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class DtRegion:
     """A child of /reserved-memory, decoded with the parent's cell sizes."""
 
@@ -247,7 +247,7 @@ class DeviceMemory:
     swiotlb: tuple[int, int] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class LogLine:
     text: str
     timestamp: float | None = None
