@@ -74,6 +74,7 @@ SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 #: (kernel/dma/contiguous.c, coherent.c, swiotlb.c). A region with one of these
 #: and NULL ops was not initialised.
 GENERIC_INIT_COMPATIBLES = ("shared-dma-pool", "restricted-dma-pool")
+_GENERIC_INIT = frozenset(GENERIC_INIT_COMPATIBLES)
 
 
 @dataclass
@@ -166,6 +167,19 @@ class RangeSet:
             elif end > last:
                 ends[-1] = last = end
         return starts, ends
+
+    @classmethod
+    def of_memblock(cls, regions: Iterable[MemblockRegion], flags: int = 0) -> RangeSet:
+        """The memblock regions (those with any of ``flags`` set, when given)."""
+        spans = [
+            (r.base, r.base + r.size)
+            for r in regions
+            if r.size > 0 and (not flags or r.flags & flags)
+        ]
+        spans.sort()
+        out = cls(())
+        out.starts, out.ends = cls._merge(spans)
+        return out
 
     def union(self, other: RangeSet) -> RangeSet:
         """Both sets' ranges, merged (linear: both are sorted already)."""
@@ -319,8 +333,8 @@ class _Ctx:
         nomap_bit = (mb.flag_values.get("MEMBLOCK_NOMAP", 4) if mb else 4) or 4
         self.nomap_bit = nomap_bit
         if mb is not None and self.memblock_ok:
-            self.reserved = RangeSet((r.base, r.size) for r in mb.reserved)
-            self.nomap = RangeSet((r.base, r.size) for r in mb.memory if r.flags & nomap_bit)
+            self.reserved = RangeSet.of_memblock(mb.reserved)
+            self.nomap = RangeSet.of_memblock(mb.memory, nomap_bit)
             self.covered = self.reserved.union(self.nomap)
         else:
             self.reserved = self.nomap = self.covered = RangeSet([])
@@ -801,14 +815,13 @@ def _check_tracked(c: _Ctx, r: DtRegion, kind: str, e: RmemEntry, view: RegionVi
                 alignment=r.alignment,
                 base=e.base,
             )
-    if e.size:
-        _check_placement(c, r.name, e, nomap=r.nomap)
+    if e.size and c.memblock_ok:
+        # _check_placement() says what is wrong; most regions are right: test here first
+        if not c.covered.covers(e.base, e.size) or (r.nomap and not c.nomap.covers(e.base, e.size)):
+            _check_placement(c, r.name, e, nomap=r.nomap)
     failed = c.log.named("match_fail", r.name) if c.log.events["match_fail"] else []
     if failed or (
-        e.ops is None
-        and e.size
-        and not c.derived
-        and any(x in GENERIC_INIT_COMPATIBLES for x in r.compatible)
+        e.ops is None and e.size and not c.derived and not _GENERIC_INIT.isdisjoint(r.compatible)
     ):
         c.add(
             "RMEM-NO-INIT",
