@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import gc
+import operator
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -155,8 +156,13 @@ class RangeSet:
     @staticmethod
     def _merge(spans: Iterable[tuple[int, int]]) -> tuple[list[int], list[int]]:
         """Merge [base, end) spans sorted by base into disjoint starts and ends."""
-        starts: list[int] = []
-        ends: list[int] = []
+        spans = list(spans)
+        starts = [b for b, _ in spans]
+        ends = [e for _, e in spans]
+        if all(map(operator.lt, ends[:-1], starts[1:])):
+            return starts, ends  # none overlaps or touches the next (memblock's usual state)
+        starts = []
+        ends = []
         add_start, add_end = starts.append, ends.append
         last = -1
         for base, end in spans:
@@ -1002,15 +1008,8 @@ def _check_dt_diverged(c: _Ctx) -> None:
     def key(r: DtRegion) -> tuple[Any, ...]:
         return (r.name, tuple(r.reg), r.size, r.status, r.nomap, r.reusable)
 
-    if len(a.regions) == len(b.regions) and all(
-        x.name == y.name
-        and x.reg == y.reg
-        and x.size == y.size
-        and x.status == y.status
-        and x.nomap == y.nomap
-        and x.reusable == y.reusable
-        for x, y in zip(a.regions, b.regions, strict=True)
-    ):
+    same = operator.attrgetter("name", "reg", "size", "status", "nomap", "reusable")
+    if list(map(same, a.regions)) == list(map(same, b.regions)):
         return  # the same regions in the same order (the usual case): no sets to build
     ka = {key(r) for r in a.regions}
     kb = {key(r) for r in b.regions}

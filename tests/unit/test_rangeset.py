@@ -1,0 +1,58 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""
+checks.RangeSet against a brute-force set of addresses: whatever the ranges
+(overlapping, touching, nested, empty, unsorted), covers(), overlaps() and
+containing() answer as the union of the ranges does, and union() of two sets
+equals the set of both lists.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rmem_inspect.checks import RangeSet
+from rmem_inspect.model import MemblockRegion
+
+pytestmark = pytest.mark.unit
+
+ranges = st.lists(st.tuples(st.integers(0, 60), st.integers(0, 12)), max_size=12)
+
+
+def _points(rs: list[tuple[int, int]]) -> set[int]:
+    return {a for b, s in rs for a in range(b, b + s)}
+
+
+def _check(got: RangeSet, points: set[int]) -> None:
+    assert got.starts == sorted(got.starts)
+    assert all(e < s for e, s in zip(got.ends, got.starts[1:], strict=False))  # disjoint
+    for base in range(0, 75):
+        for size in range(1, 8):
+            want = set(range(base, base + size))
+            assert got.covers(base, size) == (want <= points)
+            assert got.overlaps(base, size) == bool(want & points)
+        c = got.containing(base)
+        if base in points:
+            assert c is not None and base in range(c[0], c[0] + c[1])
+            assert set(range(c[0], c[0] + c[1])) <= points
+            assert c[0] - 1 not in points and c[0] + c[1] not in points  # maximal
+        else:
+            assert c is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(ranges, ranges)
+def test_rangeset_is_the_union(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> None:
+    _check(RangeSet(a), _points(a))
+    _check(RangeSet(a).union(RangeSet(b)), _points(a + b))
+
+
+@settings(max_examples=100, deadline=None)
+@given(ranges, st.integers(0, 7))
+def test_of_memblock_filters_by_flag(rs: list[tuple[int, int]], mask: int) -> None:
+    regions = [
+        MemblockRegion(base=b, size=s, flags=i % 5, flag_names=[]) for i, (b, s) in enumerate(rs)
+    ]
+    picked = [(r.base, r.size) for r in regions if not mask or r.flags & mask]
+    _check(RangeSet.of_memblock(regions, mask), _points(picked))
