@@ -823,7 +823,13 @@ def _check_tracked(c: _Ctx, r: DtRegion, kind: str, e: RmemEntry, view: RegionVi
             )
     if e.size and c.memblock_ok:
         # _check_placement() says what is wrong; most regions are right: test here first
-        if not c.covered.covers(e.base, e.size) or (r.nomap and not c.nomap.covers(e.base, e.size)):
+        # (the view already knows the coverage when it shows the entry's own placement)
+        covered = (
+            view.reserved
+            if view.base == e.base and view.size == e.size and view.reserved is not None
+            else c.covered.covers(e.base, e.size)
+        )
+        if not covered or (r.nomap and not c.nomap.covers(e.base, e.size)):
             _check_placement(c, r.name, e, nomap=r.nomap)
     failed = c.log.named("match_fail", r.name) if c.log.events["match_fail"] else []
     if failed or (
