@@ -47,6 +47,7 @@ __all__ = [
     "GuestFiles",
     "build_userland",
     "guest_files",
+    "pack_initramfs",
     "resolve_closure",
 ]
 
@@ -219,6 +220,91 @@ def _package_files(src: Path) -> list[Path]:
     return sorted(p for p in src.rglob("*.py") if "__pycache__" not in p.parts)
 
 
+def _cpio(tree: Path) -> bytes:
+    """``tree`` as a newc cpio archive, every file owned by root."""
+    names = subprocess.run(
+        ["find", "."], cwd=tree, capture_output=True, text=True, check=True
+    ).stdout
+    return subprocess.run(
+        ["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0"],
+        cwd=tree,
+        input=names.encode(),
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
+def pack_initramfs(
+    kind: str,
+    out_dir: Path,
+    release: str,
+    root: Path,
+    busybox: Path,
+    init: str,
+    modules: list[Path],
+    extra_modules: dict[str, Path],
+    passwd: str,
+    sh_link: bool = False,
+    log: Log = print,
+) -> Path:
+    """Build (or reuse) ``out_dir/<release>-<key>.cpio.zst``: the unpacked ``root``, then
+    busybox, ``modules`` (loaded in that order, as ``/modules/order`` says) and
+    ``extra_modules`` (name -> file) in /modules, rmem_inspect in /opt/rmem, ``passwd``
+    and ``init`` as /init. ``sh_link`` adds /usr/bin/sh -> busybox. The key hashes every
+    input file, so a change to any of them builds a new archive."""
+    pkg_dir = Path(__file__).resolve().parent.parent / "rmem_inspect"
+    h = hashlib.sha256()
+    for blob in (init.encode(), str(root).encode(), busybox.read_bytes()):
+        h.update(blob)
+    for m in [*extra_modules.values(), *modules]:
+        h.update(m.read_bytes())
+    for p in _package_files(pkg_dir):
+        h.update(str(p.relative_to(pkg_dir)).encode() + p.read_bytes())
+    out = out_dir / f"{release}-{h.hexdigest()[:16]}.cpio.zst"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for old in out.parent.glob(f"{release}-*.cpio.zst"):
+        old.unlink()
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        extra = Path(tmp) / "extra"
+        (extra / "usr" / "bin").mkdir(parents=True)
+        shutil.copy(busybox, extra / "usr" / "bin" / "busybox")
+        (extra / "usr" / "bin" / "busybox").chmod(0o755)
+        if sh_link:
+            (extra / "usr" / "bin" / "sh").symlink_to("busybox")
+        mdir = extra / "modules"
+        mdir.mkdir()
+        for name, m in extra_modules.items():
+            shutil.copy(m, mdir / name)
+        for m in modules:
+            shutil.copy(m, mdir / m.name)
+        (mdir / "order").write_text(" ".join(m.name for m in modules) + "\n")
+        dst = extra / "opt" / "rmem" / "rmem_inspect"
+        for p in _package_files(pkg_dir):
+            q = dst / p.relative_to(pkg_dir)
+            q.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(p, q)
+        for d in ("proc", "sys", "dev", "tmp", "root", "etc"):
+            (extra / d).mkdir(exist_ok=True)
+        (extra / "etc" / "passwd").write_text(passwd)
+        (extra / "init").write_text(init)
+        (extra / "init").chmod(0o755)
+        cpio = Path(tmp) / "all.cpio"
+        with open(cpio, "wb") as f:
+            f.write(_cpio(root))
+            f.write(_cpio(extra))
+        part = out.with_suffix(".part")
+        subprocess.run(["zstd", "-q", "-f", "-T0", "-9", str(cpio), "-o", str(part)], check=True)
+        part.replace(out)
+    if out.stat().st_size >= INITRD_LIMIT:
+        raise FetchError(
+            f"{kind} initramfs {out} is {out.stat().st_size} bytes: it would reach 0x50000000"
+        )
+    log(f"{kind} initramfs: {out.name} ({out.stat().st_size >> 20} MiB)")
+    return out
+
+
 def guest_files(
     kernel: Kernel,
     busybox: Path,
@@ -235,68 +321,16 @@ def guest_files(
     disk = _vmlinux_disk(kernel, cache)
     size = Path(kernel.vmlinux).stat().st_size
     init = init_script.replace("@VMLINUX_SIZE@", str(size))
-    pkg_dir = Path(__file__).resolve().parent.parent / "rmem_inspect"
-    h = hashlib.sha256()
-    for blob in (
-        init.encode(),
-        str(root).encode(),
-        busybox.read_bytes(),
-        Path(kernel.fw_cfg_module).read_bytes(),
-    ):
-        h.update(blob)
-    for m in modules:
-        h.update(m.read_bytes())
-    for p in _package_files(pkg_dir):
-        h.update(str(p.relative_to(pkg_dir)).encode() + p.read_bytes())
-    out = cache / "live-initramfs" / f"{kernel.release}-{h.hexdigest()[:16]}.cpio.zst"
-    if out.exists():
-        return GuestFiles(out, disk, size, pkgs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for old in out.parent.glob(f"{kernel.release}-*.cpio.zst"):
-        old.unlink()
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        extra = Path(tmp) / "extra"
-        (extra / "usr" / "bin").mkdir(parents=True)
-        shutil.copy(busybox, extra / "usr" / "bin" / "busybox")
-        (extra / "usr" / "bin" / "busybox").chmod(0o755)
-        mdir = extra / "modules"
-        mdir.mkdir()
-        shutil.copy(kernel.fw_cfg_module, mdir / "qemu_fw_cfg.ko")
-        for m in modules:
-            shutil.copy(m, mdir / m.name)
-        (mdir / "order").write_text(" ".join(m.name for m in modules) + "\n")
-        dst = extra / "opt" / "rmem" / "rmem_inspect"
-        for p in _package_files(pkg_dir):
-            q = dst / p.relative_to(pkg_dir)
-            q.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(p, q)
-        for d in ("proc", "sys", "dev", "tmp", "root", "etc"):
-            (extra / d).mkdir(exist_ok=True)
-        (extra / "etc" / "passwd").write_text(
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n"
-        )
-        (extra / "init").write_text(init)
-        (extra / "init").chmod(0o755)
-        cpio = Path(tmp) / "all.cpio"
-        with open(cpio, "wb") as f:
-            for tree in (root, extra):
-                names = subprocess.run(
-                    ["find", "."], cwd=tree, capture_output=True, text=True, check=True
-                ).stdout
-                data = subprocess.run(
-                    ["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0"],
-                    cwd=tree,
-                    input=names.encode(),
-                    capture_output=True,
-                    check=True,
-                ).stdout
-                f.write(data)
-        part = out.with_suffix(".part")
-        subprocess.run(["zstd", "-q", "-f", "-T0", "-9", str(cpio), "-o", str(part)], check=True)
-        part.replace(out)
-    if out.stat().st_size >= INITRD_LIMIT:
-        raise FetchError(
-            f"guest initramfs {out} is {out.stat().st_size} bytes: it would reach 0x50000000"
-        )
-    log(f"guest initramfs: {out.name} ({out.stat().st_size >> 20} MiB)")
+    out = pack_initramfs(
+        "guest",
+        cache / "live-initramfs",
+        kernel.release,
+        root,
+        busybox,
+        init,
+        modules,
+        {"qemu_fw_cfg.ko": Path(kernel.fw_cfg_module)},
+        passwd="root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+        log=log,
+    )
     return GuestFiles(out, disk, size, pkgs)

@@ -36,11 +36,10 @@ from pathlib import Path
 
 from vmcores.debian import SERIES, FetchError, Kernel, Package, PrivateApt, _extract, host_mirror
 from vmcores.guest_userland import (
-    INITRD_LIMIT,
     _kernel_modules,
     _merge_usr,
-    _package_files,
     _vmlinux_disk,
+    pack_initramfs,
     resolve_closure,
 )
 
@@ -177,19 +176,6 @@ class TraceFiles:
         self.packages = packages
 
 
-def _cpio(tree: Path) -> bytes:
-    names = subprocess.run(
-        ["find", "."], cwd=tree, capture_output=True, text=True, check=True
-    ).stdout
-    return subprocess.run(
-        ["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0"],
-        cwd=tree,
-        input=names.encode(),
-        capture_output=True,
-        check=True,
-    ).stdout
-
-
 def trace_files(
     kernel: Kernel, busybox: Path, init_script: str, cache: Path, log: Log = print
 ) -> TraceFiles:
@@ -202,52 +188,17 @@ def trace_files(
     disk = _vmlinux_disk(kernel, cache)
     size = Path(kernel.vmlinux).stat().st_size
     init = init_script.replace("@VMLINUX_SIZE@", str(size))
-    pkg_dir = Path(__file__).resolve().parent.parent / "rmem_inspect"
-    h = hashlib.sha256()
-    for chunk in (init.encode(), str(root).encode(), busybox.read_bytes(), module.read_bytes()):
-        h.update(chunk)
-    for m in modules:
-        h.update(m.read_bytes())
-    for p in _package_files(pkg_dir):
-        h.update(str(p.relative_to(pkg_dir)).encode() + p.read_bytes())
-    out = cache / "trace-initramfs" / f"{kernel.release}-{h.hexdigest()[:16]}.cpio.zst"
-    if out.exists():
-        return TraceFiles(out, disk, size, module, pkgs + headers)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for old in out.parent.glob(f"{kernel.release}-*.cpio.zst"):
-        old.unlink()
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        extra = Path(tmp) / "extra"
-        (extra / "usr" / "bin").mkdir(parents=True)
-        shutil.copy(busybox, extra / "usr" / "bin" / "busybox")
-        (extra / "usr" / "bin" / "busybox").chmod(0o755)
-        (extra / "usr" / "bin" / "sh").symlink_to("busybox")  # /init's interpreter
-        mdir = extra / "modules"
-        mdir.mkdir()
-        for m in modules:
-            shutil.copy(m, mdir / m.name)
-        (mdir / "order").write_text(" ".join(m.name for m in modules) + "\n")
-        shutil.copy(module, mdir / "rmem_trace_test.ko")
-        dst = extra / "opt" / "rmem" / "rmem_inspect"
-        for p in _package_files(pkg_dir):
-            q = dst / p.relative_to(pkg_dir)
-            q.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(p, q)
-        for d in ("proc", "sys", "dev", "tmp", "root", "etc"):
-            (extra / d).mkdir(exist_ok=True)
-        (extra / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-        (extra / "init").write_text(init)
-        (extra / "init").chmod(0o755)
-        cpio = Path(tmp) / "all.cpio"
-        with open(cpio, "wb") as f:
-            f.write(_cpio(root))
-            f.write(_cpio(extra))
-        part = out.with_suffix(".part")
-        subprocess.run(["zstd", "-q", "-f", "-T0", "-9", str(cpio), "-o", str(part)], check=True)
-        part.replace(out)
-    if out.stat().st_size >= INITRD_LIMIT:
-        raise FetchError(
-            f"trace initramfs {out} is {out.stat().st_size} bytes: it would reach 0x50000000"
-        )
-    log(f"trace initramfs: {out.name} ({out.stat().st_size >> 20} MiB)")
+    out = pack_initramfs(
+        "trace",
+        cache / "trace-initramfs",
+        kernel.release,
+        root,
+        busybox,
+        init,
+        modules,
+        {"rmem_trace_test.ko": module},
+        passwd="root:x:0:0:root:/root:/bin/sh\n",
+        sh_link=True,  # /init's interpreter
+        log=log,
+    )
     return TraceFiles(out, disk, size, module, pkgs + headers)
