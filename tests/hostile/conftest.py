@@ -21,11 +21,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from rmem_inspect.collect.devicetree import RawNode
 from rmem_inspect.collect.elf import read_elf
-from vmcores.manifest import DumpManifest, default_cache, load_manifests
+from tests.dumps import manifest_for
 
 __all__ = [
     "BULK_NODES",
@@ -45,19 +43,6 @@ __all__ = [
 REPO = Path(__file__).resolve().parents[2]
 PT_LOAD = 1
 PT_NOTE = 4
-
-_MANIFESTS: dict[tuple[str, str], DumpManifest] | None = None
-
-
-def manifest_for(series: str, scenario: str) -> DumpManifest:
-    """The factory's manifest for a real dump; a missing dump fails the test."""
-    global _MANIFESTS
-    if _MANIFESTS is None:
-        _MANIFESTS = {(m.series, m.scenario): m for m in load_manifests()}
-    m = _MANIFESTS.get((series, scenario))
-    if m is None:
-        pytest.fail(f"no factory dump {series}/{scenario} in {default_cache()}: build it first")
-    return m
 
 
 @dataclass

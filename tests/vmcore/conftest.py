@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from rmem_inspect.model import Snapshot
-from vmcores.manifest import DumpManifest, default_cache, load_manifests
+from tests.dumps import manifest_for
+from vmcores.manifest import DumpManifest
 
 
 @dataclass
@@ -32,20 +33,6 @@ class DumpData:
 
 
 _CACHE: dict[tuple[str, str], DumpData] = {}
-_MANIFESTS: dict[tuple[str, str], DumpManifest] | None = None
-
-
-def manifest_for(series: str, scenario: str) -> DumpManifest:
-    global _MANIFESTS
-    if _MANIFESTS is None:
-        _MANIFESTS = {(m.series, m.scenario): m for m in load_manifests()}
-    m = _MANIFESTS.get((series, scenario))
-    if m is None:
-        pytest.fail(
-            f"no factory dump for {series}/{scenario} in {default_cache()}: "
-            "run python -m vmcores.build"
-        )
-    return m
 
 
 def dump_data(series: str, scenario: str) -> DumpData:
