@@ -46,7 +46,10 @@ BUILDER_VERSION = 1
 READY_MARKER = "RMEM-FACTORY-READY"
 DMESG_BEGIN = "RMEM-FACTORY-DMESG-BEGIN"
 DMESG_END = "RMEM-FACTORY-DMESG-END"
-MACHINE = ["-M", "virt", "-cpu", "cortex-a57", "-m", "1G", "-smp", "2"]
+#: No NIC: the guests need no network, and QEMU's default virtio-net wants
+#: efi-virtio.rom (Debian's ipxe-qemu, a Recommends that setup does not install);
+#: without it QEMU exits at once ('failed to find romfile "efi-virtio.rom"').
+MACHINE = ["-M", "virt", "-cpu", "cortex-a57", "-m", "1G", "-smp", "2", "-nic", "none"]
 APPEND = "console=ttyAMA0"
 BOOT_TIMEOUT = float(os.environ.get("RMEM_FACTORY_BOOT_TIMEOUT", "300"))
 
