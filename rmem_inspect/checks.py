@@ -251,9 +251,16 @@ _LOG_LITERALS = {
     "overlap": ") overlaps with ",
 }
 
+#: A run of node-name characters: a token of a log line that may name a region.
 _TOKEN = re.compile(r"[\w@,.\-+]+")
-#: The same tokens on an ASCII line (where \w is [0-9A-Za-z_]); matches faster.
-_TOKEN_ASCII = re.compile(r"[\w@,.\-+]+", re.ASCII)
+#: The same run without trailing ",.-" (a name closing a sentence or a list). A
+#: token names a region as is or trimmed so; when no region's name ends in one of
+#: those characters, the trimmed form is the only one that can match, and this
+#: pattern yields it directly.
+_TRIMMED_TOKEN = re.compile(r"[\w@,.\-+]*[\w@+]")
+#: Both again for an ASCII log (where \w is [0-9A-Za-z_]): they match faster.
+_TOKEN_ASCII = re.compile(_TOKEN.pattern, re.ASCII)
+_TRIMMED_TOKEN_ASCII = re.compile(_TRIMMED_TOKEN.pattern, re.ASCII)
 
 
 class LogIndex:
@@ -268,27 +275,43 @@ class LogIndex:
         #: (kind, group) -> group value -> lines, built on first use by named().
         self._named: dict[tuple[str, int], dict[str | None, list[str]]] = {}
         known = set(names)
+        texts = [line.text for line in self.lines]
         # Only the kinds of event whose literal is somewhere in the log are looked for
         # line by line: most logs have none of them, and one substring search over
         # the whole log costs less than eleven per line.
-        whole = "\n".join(line.text for line in self.lines)
-        kinds = [
-            (_LOG_LITERALS[k], p, self.events[k], self.event_lines[k])
-            for k, p in _LOG_PATTERNS.items()
-            if _LOG_LITERALS[k] in whole
-        ]
+        whole = "\n".join(texts)
+        for k, pat in _LOG_PATTERNS.items():
+            literal = _LOG_LITERALS[k]
+            if literal in whole:
+                events, event_lines = self.events[k], self.event_lines[k]
+                for text in texts:
+                    if literal in text:
+                        m = pat.search(text)
+                        if m:
+                            events.append(m)
+                            event_lines.append(text)
+        # Attribute each line to the regions it names: tokenise it once and look the
+        # tokens up, so the cost is linear in log size, not log x regions.
         by_region = self.by_region
-        for line in self.lines:
-            text = line.text
-            for literal, pat, events, event_lines in kinds:
-                if literal in text:
-                    m = pat.search(text)
-                    if m:
-                        events.append(m)
-                        event_lines.append(text)
-            # Attribute the line to the regions it names: tokenise once and look
-            # each token up, so the cost is linear in log size, not log x regions.
-            # A token names a region as is or without trailing punctuation.
+        if any(not n or n[-1] in ",.-" for n in known):
+            self._attribute_untrimmed(texts, known)
+            return
+        ascii_log = whole.isascii()
+        tokens = (_TRIMMED_TOKEN_ASCII if ascii_log else _TRIMMED_TOKEN).findall
+        named_in = known.intersection
+        for text in texts:
+            for cand in named_in(tokens(text)):
+                lines = by_region.get(cand)
+                if lines is None:
+                    by_region[cand] = [text]
+                else:
+                    lines.append(text)
+
+    def _attribute_untrimmed(self, texts: list[str], known: set[str]) -> None:
+        """Attribution when some region's name ends in ",", "." or "-": every token
+        is looked up as is and without its trailing ",.-:"."""
+        by_region = self.by_region
+        for text in texts:
             toks = (_TOKEN_ASCII if text.isascii() else _TOKEN).findall(text)
             hits = known.intersection(toks)
             for tok in toks:
