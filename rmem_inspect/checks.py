@@ -258,6 +258,13 @@ _TOKEN = re.compile(r"[\w@,.\-+]+")
 #: those characters, the trimmed form is the only one that can match, and this
 #: pattern yields it directly.
 _TRIMMED_TOKEN = re.compile(r"[\w@,.\-+]*[\w@+]")
+#: For an ASCII log: bytes.translate() table that turns every byte but the name
+#: characters and the line feed into a space, and the trailing ",.-" of a token,
+#: once what followed it is a space.
+_SPACE_NON_NAME = bytes(
+    c if chr(c).isalnum() and c < 0x80 or chr(c) in "_@,.-+\n" else 0x20 for c in range(256)
+)
+_TRAILING_PUNCT = re.compile(r"[,.\-]+ ")
 #: Both again for an ASCII log (where \w is [0-9A-Za-z_]): they match faster.
 _TOKEN_ASCII = re.compile(_TOKEN.pattern, re.ASCII)
 _TRIMMED_TOKEN_ASCII = re.compile(_TRIMMED_TOKEN.pattern, re.ASCII)
@@ -296,11 +303,19 @@ class LogIndex:
         if any(not n or n[-1] in ",.-" for n in known):
             self._attribute_untrimmed(texts, known)
             return
-        ascii_log = whole.isascii()
-        tokens = (_TRIMMED_TOKEN_ASCII if ascii_log else _TRIMMED_TOKEN).findall
         named_in = known.intersection
-        for text in texts:
-            for cand in named_in(tokens(text)):
+        if whole.isascii() and whole.count("\n") == len(texts) - 1:
+            # An ASCII log, a line a record: tokenise it all at once. Every byte that
+            # is not a name character becomes a space (C loops over the whole log),
+            # then trailing ",.-" go; what is left splits into each line's tokens.
+            spaced = (" \n".join(texts) + " ").encode().translate(_SPACE_NON_NAME).decode()
+            spaced = _TRAILING_PUNCT.sub(" ", spaced)
+            per_line = zip(texts, map(str.split, spaced.split("\n")), strict=True)
+        else:
+            tokens = (_TRIMMED_TOKEN_ASCII if whole.isascii() else _TRIMMED_TOKEN).findall
+            per_line = zip(texts, map(tokens, texts), strict=True)
+        for text, toks in per_line:
+            for cand in named_in(toks):
                 lines = by_region.get(cand)
                 if lines is None:
                     by_region[cand] = [text]

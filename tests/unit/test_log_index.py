@@ -26,7 +26,7 @@ _RUN = re.compile(r"[\w@,.\-+]+")
 name_chars = st.sampled_from(list("ab0@,.-+_é"))
 names = st.lists(st.text(name_chars, min_size=1, max_size=4), max_size=6, unique=True)
 line_parts = st.one_of(
-    name_chars, st.sampled_from([" ", "'", ":", "(", ")", "=", "/", "\t", "[", "]"])
+    name_chars, st.sampled_from([" ", "'", ":", "(", ")", "=", "/", "\t", "\n", "[", "]"])
 )
 
 
