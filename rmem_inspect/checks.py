@@ -147,6 +147,10 @@ def _human(size: int) -> str:
     return f"{size} B" if size < 1024 else f"{size / 1024:.1f} KiB"
 
 
+_FIRST = operator.itemgetter(0)
+_SECOND = operator.itemgetter(1)
+
+
 class RangeSet:
     """A union of [base, end) ranges, merged, with O(log n) coverage queries."""
 
@@ -157,48 +161,60 @@ class RangeSet:
     def _merge(spans: Iterable[tuple[int, int]]) -> tuple[list[int], list[int]]:
         """Merge [base, end) spans sorted by base into disjoint starts and ends."""
         spans = list(spans)
-        starts = [b for b, _ in spans]
-        ends = [e for _, e in spans]
+        return RangeSet._merge_lists(list(map(_FIRST, spans)), list(map(_SECOND, spans)))
+
+    @staticmethod
+    def _merge_lists(starts: list[int], ends: list[int]) -> tuple[list[int], list[int]]:
+        """Merge the spans [starts[i], ends[i]), sorted by start, into disjoint ones."""
         if all(map(operator.lt, ends[:-1], starts[1:])):
             return starts, ends  # none overlaps or touches the next (memblock's usual state)
-        starts = []
-        ends = []
-        add_start, add_end = starts.append, ends.append
+        out_starts: list[int] = []
+        out_ends: list[int] = []
+        add_start, add_end = out_starts.append, out_ends.append
         last = -1
-        for base, end in spans:
+        for base, end in zip(starts, ends, strict=True):
             if base > last:
                 add_start(base)
                 add_end(end)
                 last = end
             elif end > last:
-                ends[-1] = last = end
-        return starts, ends
+                out_ends[-1] = last = end
+        return out_starts, out_ends
 
     @classmethod
     def of_memblock(cls, regions: Iterable[MemblockRegion], flags: int = 0) -> RangeSet:
         """The memblock regions (those with any of ``flags`` set, when given)."""
-        spans = [
-            (r.base, r.base + r.size)
-            for r in regions
-            if r.size > 0 and (not flags or r.flags & flags)
-        ]
-        spans.sort()
+        picked = [r for r in regions if r.size > 0 and (not flags or r.flags & flags)]
         out = cls(())
-        out.starts, out.ends = cls._merge(spans)
+        starts = [r.base for r in picked]
+        ends = [r.base + r.size for r in picked]
+        # memblock keeps its arrays sorted and merges neighbours: when each range ends
+        # before the next starts, the starts are sorted too and the set is ready
+        if all(map(operator.lt, ends[:-1], starts[1:])):
+            out.starts, out.ends = starts, ends
+        else:
+            out.starts, out.ends = cls._merge(sorted(zip(starts, ends, strict=True)))
         return out
 
     def union(self, other: RangeSet) -> RangeSet:
         """Both sets' ranges, merged (linear: both are sorted already)."""
+        big, small = (self, other) if len(self.starts) >= len(other.starts) else (other, self)
+        # Slot each range of the smaller set in among the larger set's, slices
+        # copied whole between them (no per-range work on the larger set).
+        starts: list[int] = []
+        ends: list[int] = []
+        done = 0
+        for s, e in zip(small.starts, small.ends, strict=True):
+            at = bisect.bisect_right(big.starts, s, done)
+            starts += big.starts[done:at]
+            ends += big.ends[done:at]
+            starts.append(s)
+            ends.append(e)
+            done = at
+        starts += big.starts[done:]
+        ends += big.ends[done:]
         out = RangeSet(())
-        # two sorted runs: sorted() merges them in linear time
-        out.starts, out.ends = self._merge(
-            sorted(
-                [
-                    *zip(self.starts, self.ends, strict=True),
-                    *zip(other.starts, other.ends, strict=True),
-                ]
-            )
-        )
+        out.starts, out.ends = self._merge_lists(starts, ends)
         return out
 
     def covers(self, base: int, size: int) -> bool:
@@ -1072,11 +1088,12 @@ def _views(c: _Ctx) -> dict[str, RegionView]:
     views: dict[str, RegionView] = {}
     for r, kind, available, ranges in c.regions:
         verdict = "ok" if available else "disabled"
-        each: list[tuple[str, int | None, int | None]] = list(ranges) or [(r.name, None, r.size)]
-        for name, b, s in each:
+        for name, b, s in ranges or ((r.name, None, r.size),):
+            # positional: a dataclass __init__ with keywords and default factories
+            # costs half again as much, 10,000 times over
             views[name] = RegionView(
                 name, b, s, kind, r.nomap, r.reusable, list(r.compatible), r.status,
-                sources=["dt"], verdict=verdict, dt_index=r.index,
+                False, None, ["dt"], verdict, r.index, None, [],
             )  # fmt: skip
     derived = c.derived
     for e in c.entries:
@@ -1092,17 +1109,28 @@ def _views(c: _Ctx) -> dict[str, RegionView]:
         v.sources.append("reserved_mem")
         if (v.base is None or v.kind == "dynamic") and not (derived and e.base == 0):
             v.base, v.size = e.base, e.size
-    by_region = c.log.by_region
     if c.memblock_ok:
-        covers, overlaps = c.covered.covers, c.covered.overlaps
+        # RangeSet.covers() and .overlaps(), inlined: this runs for every region
+        starts, ends = c.covered.starts, c.covered.ends
+        n = len(starts)
+        bisect_right = bisect.bisect_right
         for v in views.values():
-            if v.base is not None and v.size:
-                v.reserved = covers(v.base, v.size)
-                if v.reserved or overlaps(v.base, v.size):
+            b, s = v.base, v.size
+            if b is not None and s:
+                i = bisect_right(starts, b) - 1
+                if i >= 0 and ends[i] >= b + s:
+                    v.reserved = True
                     v.sources.append("memblock")
-    for name, lines in by_region.items():
-        if name in views:
-            views[name].log = lines[:6]
+                    continue
+                v.reserved = False
+                # overlaps: the first range ending after b starts before b + s
+                j = i if i >= 0 and ends[i] > b else i + 1
+                if j < n and starts[j] < b + s:
+                    v.sources.append("memblock")
+    for name, lines in c.log.by_region.items():
+        v = views.get(name)
+        if v is not None:
+            v.log = lines[:6]
     return views
 
 

@@ -56,3 +56,33 @@ def test_of_memblock_filters_by_flag(rs: list[tuple[int, int]], mask: int) -> No
     ]
     picked = [(r.base, r.size) for r in regions if not mask or r.flags & mask]
     _check(RangeSet.of_memblock(regions, mask), _points(picked))
+
+
+@settings(max_examples=100, deadline=None)
+@given(ranges, ranges, st.lists(st.tuples(st.integers(0, 70), st.integers(1, 9)), max_size=10))
+def test_region_views_see_memblock_as_the_union(
+    reserved: list[tuple[int, int]], nomap: list[tuple[int, int]], regs: list[tuple[int, int]]
+) -> None:
+    """Each region's view says reserved exactly when memblock.reserved plus NOMAP
+    memory cover it, and lists memblock as a source exactly when they touch it."""
+    from rmem_inspect import checks
+    from rmem_inspect.model import DtRegion
+    from tests.unit.test_golden import load
+
+    snap = load("6.12", "baseline")
+    assert snap.memblock is not None and snap.fdt is not None
+    page = 0x1000
+    bit = snap.memblock.flag_values.get("MEMBLOCK_NOMAP", 4)
+    snap.memblock.reserved = [MemblockRegion(b * page, s * page) for b, s in reserved]
+    snap.memblock.memory = [MemblockRegion(b * page, s * page, bit) for b, s in nomap]
+    snap.fdt.regions = [
+        DtRegion(f"/reserved-memory/r{i}", f"r{i}", i, reg=[(b * page, s * page)])
+        for i, (b, s) in enumerate(regs)
+    ]
+    snap.dt = snap.reserved_mem = None
+    points = _points(reserved + nomap)
+    views = {v.name: v for v in checks.run(snap).regions}
+    for i, (b, s) in enumerate(regs):
+        want = set(range(b, b + s))
+        assert views[f"r{i}"].reserved == (want <= points)
+        assert ("memblock" in views[f"r{i}"].sources) == bool(want & points)
