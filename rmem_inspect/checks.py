@@ -720,6 +720,9 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
             if t:
                 consumers_of.setdefault(t.rsplit("/", 1)[-1], []).append(con.path)
     by_name = c.by_name
+    # Whether a tracked static region can be passed without _check_tracked() when its
+    # view shows it reserved where the devicetree puts it (see there).
+    quick = not c.derived and c.memblock_ok and not c.log.events["match_fail"]
     for r, kind, available, ranges in c.regions:
         if not available:
             c.add(
@@ -748,7 +751,20 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
         e = by_name.get(r.name)
         if e is not None and len(ranges) == 1 and kind == "static":
             # The usual case, kept short: one reg entry, tracked.
-            _check_tracked(c, r, kind, e, views[r.name])
+            view = views[r.name]
+            if (
+                quick
+                and view.reserved
+                and view.base == e.base
+                and view.size == e.size
+                and not r.nomap
+                and (e.ops is not None or _GENERIC_INIT.isdisjoint(r.compatible))
+            ):
+                # tracked where the devicetree says, reserved, initialised (or needing
+                # no init): nothing _check_tracked() could report
+                view.tracked = True
+            else:
+                _check_tracked(c, r, kind, e, view)
             if r.reusable:
                 _check_cma(c, r, e)
             continue
@@ -1000,7 +1016,11 @@ def _check_overlaps(c: _Ctx, views: dict[str, RegionView]) -> None:
     for e in c.entries:
         if e.name and e.size and not e.error and not _unplaced(c, e):
             placed[e.name] = (e.base, e.size)
-    items = sorted((b, b + s, n) for n, (b, s) in placed.items())
+    items = [(b, b + s, n) for n, (b, s) in placed.items()]
+    items.sort()
+    ends = list(map(_SECOND, items))
+    if all(map(operator.le, ends[:-1], map(_FIRST, items[1:]))):
+        return  # each ends before the next starts: no region overlaps another
     active: list[tuple[int, str, int]] = []  # (end, name, base)
     reach = 0  # the largest end in active
     for base, end, name in items:

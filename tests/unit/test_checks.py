@@ -90,6 +90,26 @@ def test_size_mismatch() -> None:
     assert ("RMEM-SIZE-MISMATCH", "vpu@50400000") in codes(snap)
 
 
+def test_tracked_elsewhere_than_the_devicetree_says() -> None:
+    snap = load("6.12", "baseline")
+    assert snap.reserved_mem is not None
+    e = next(x for x in snap.reserved_mem.entries if x.name == "vpu@50400000")
+    e.base += 0x100000  # same size; its last MiB is now outside memblock.reserved
+    assert codes(snap) == {
+        ("RMEM-SIZE-MISMATCH", "vpu@50400000"),
+        ("RMEM-NOT-RESERVED", "vpu@50400000"),
+    }
+
+
+def test_mapped_generic_pool_without_ops_is_not_initialised() -> None:
+    """The same as below on a region without no-map (checked on another path)."""
+    snap = load("6.12", "baseline")
+    assert snap.reserved_mem is not None and snap.fdt is not None
+    r = next(x for x in snap.fdt.regions if x.name == "vpu@50400000")
+    r.compatible = ["restricted-dma-pool"]
+    assert codes(snap) == {("RMEM-NO-INIT", "vpu@50400000")}
+
+
 def test_not_reserved_when_memblock_lost_the_range() -> None:
     snap = load("6.12", "baseline")
     assert snap.memblock is not None
