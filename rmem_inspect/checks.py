@@ -21,7 +21,7 @@ import bisect
 import gc
 import operator
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,8 @@ SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 #: and NULL ops was not initialised.
 GENERIC_INIT_COMPATIBLES = ("shared-dma-pool", "restricted-dma-pool")
 _GENERIC_INIT = frozenset(GENERIC_INIT_COMPATIBLES)
+#: The statuses of an available node (DtRegion.available).
+_AVAILABLE = ("okay", "ok")
 
 
 @dataclass
@@ -405,11 +407,25 @@ class _Ctx:
             self.reserved = self.nomap = self.covered = RangeSet([])
         #: Each DT region with its kind, availability and reg ranges, worked out once
         #: for every pass (properties and lists cost per call, and 10,000 regions add up).
-        self.regions: list[tuple[DtRegion, str, bool, list[tuple[str, int, int]]]] = [
-            (r, r.kind, r.available, _dt_ranges(r)) for r in (self.dt.regions if self.dt else [])
-        ]
+        self.regions: list[tuple[DtRegion, str, bool, list[tuple[str, int, int]]]] = []
+        add = self.regions.append
+        for r in self.dt.regions if self.dt else ():
+            reg = r.reg
+            # DtRegion.kind and .available, inlined (property calls, 10,000 times over)
+            if reg:
+                add(
+                    (
+                        r,
+                        "static",
+                        r.status in _AVAILABLE,
+                        [(r.name, reg[0][0], reg[0][1])] if len(reg) == 1 else _dt_ranges(r),
+                    )
+                )
+            else:
+                add((r, "dynamic" if r.size is not None else "invalid", r.status in _AVAILABLE, []))
         names = [r.name for r in self.dt.regions] if self.dt else []
-        dt_names = set(names)
+        #: Names of the devicetree's regions.
+        self.dt_names = dt_names = set(names)
         names += [e.name for e in self.entries if e.name and e.name not in dt_names]
         self.log = LogIndex(snap.log, names)
         #: Region starts of memblock.memory and .reserved, built once for evidence lookups.
@@ -842,7 +858,7 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
         _check_tracked(c, r, kind, e, views[r.name])
         _check_cma(c, r, e)
     # Entries that match no DT region.
-    dt_names = {r.name for r in dt.regions}
+    dt_names = c.dt_names
     for e in c.entries:
         if e.name is not None and e.name not in dt_names and e.size and not e.error:
             _check_placement(c, e.name, e, nomap=False)
@@ -964,7 +980,7 @@ def _check_dropped_cma(c: _Ctx) -> None:
     if c.dt is None or c.snap.cma is None or not c.rm_trusted:
         return
     for r in c.dt.regions:
-        if r.available and r.reusable and "shared-dma-pool" in r.compatible:
+        if r.reusable and r.available and "shared-dma-pool" in r.compatible:
             if r.name in c.by_name:
                 continue
             default = [a for a in c.snap.cma if a.is_default]
@@ -1013,8 +1029,9 @@ def _check_overlaps(c: _Ctx, views: dict[str, RegionView]) -> None:
             for name, b, s in ranges:
                 if s:
                     placed[name] = (b, s)
+    derived = c.derived
     for e in c.entries:
-        if e.name and e.size and not e.error and not _unplaced(c, e):
+        if e.name and e.size and not e.error and not (derived and e.base == 0):  # _unplaced()
             placed[e.name] = (e.base, e.size)
     items = [(b, b + s, n) for n, (b, s) in placed.items()]
     items.sort()
@@ -1047,7 +1064,7 @@ def _check_overlaps(c: _Ctx, views: dict[str, RegionView]) -> None:
 
 def _check_consumers(c: _Ctx) -> None:
     dt = c.snap.dt or c.dt
-    if dt is None or c.dt is None or not c.rm_trusted:
+    if dt is None or c.dt is None or not c.rm_trusted or not dt.consumers:
         return
     regions = {r.path: r for r in c.dt.regions}
     for con in dt.consumers:
@@ -1110,20 +1127,95 @@ def _check_dt_diverged(c: _Ctx) -> None:
 
 
 def _views(c: _Ctx) -> dict[str, RegionView]:
+    """Each region as every source sees it, in devicetree order, then the entries
+    no devicetree region names."""
+    views: dict[str, RegionView] = {}
+    by_region = c.log.by_region
+    covered = _covered_by(c)
+    named = [e for e in c.entries if e.name is not None]
+    if len(c.by_name) != len(named) or any("[" in n for n in c.by_name):
+        # an entry name twice (the last entry wins), or one naming a reg entry's view:
+        # the general path
+        return _views_general(c, named, covered)
+    by_name = c.by_name
+    derived = c.derived
+    for r, kind, available, ranges in c.regions:
+        verdict = "ok" if available else "disabled"
+        e = by_name.get(r.name)
+        for name, b, s in ranges or ((r.name, None, r.size),):
+            # positional: a dataclass __init__ with keywords and default factories
+            # costs half again as much, 10,000 times over
+            if e is not None and name == r.name:
+                if (b is None or kind == "dynamic") and not (derived and e.base == 0):
+                    b, s = e.base, e.size
+                v = RegionView(
+                    name, b, s, kind, r.nomap, r.reusable, list(r.compatible), r.status,
+                    True, None, ["dt", "reserved_mem"], verdict, r.index, e.index, [],
+                )  # fmt: skip
+            else:
+                v = RegionView(
+                    name, b, s, kind, r.nomap, r.reusable, list(r.compatible), r.status,
+                    False, None, ["dt"], verdict, r.index, None, [],
+                )  # fmt: skip
+            if covered is not None and b is not None and s:
+                covered(v, b, s)
+            lines = by_region.get(name)
+            if lines is not None:
+                v.log = lines[:6]
+            views[name] = v
+    for e in named:
+        if e.name not in views:
+            v = views[e.name] = RegionView(
+                e.name, e.base, e.size, "unknown", False, False, [], "okay", True, None,
+                ["reserved_mem"], "ok", None, e.index, [],
+            )  # fmt: skip
+            if covered is not None and e.size:
+                covered(v, e.base, e.size)
+            lines = by_region.get(e.name)
+            if lines is not None:
+                v.log = lines[:6]
+    return views
+
+
+def _covered_by(c: _Ctx) -> Callable[[RegionView, int, int], None] | None:
+    """A function that sets a view's ``reserved`` and adds memblock to its sources
+    (None when memblock is not available)."""
+    if not c.memblock_ok:
+        return None
+    # RangeSet.covers() and .overlaps(), inlined: this runs for every region
+    starts, ends = c.covered.starts, c.covered.ends
+    n = len(starts)
+    bisect_right = bisect.bisect_right
+
+    def covered(v: RegionView, b: int, s: int) -> None:
+        i = bisect_right(starts, b) - 1
+        if i >= 0 and ends[i] >= b + s:
+            v.reserved = True
+            v.sources.append("memblock")
+            return
+        v.reserved = False
+        # overlaps: the first range ending after b starts before b + s
+        j = i if i >= 0 and ends[i] > b else i + 1
+        if j < n and starts[j] < b + s:
+            v.sources.append("memblock")
+
+    return covered
+
+
+def _views_general(
+    c: _Ctx, named: list[RmemEntry], covered: Callable[[RegionView, int, int], None] | None
+) -> dict[str, RegionView]:
     views: dict[str, RegionView] = {}
     for r, kind, available, ranges in c.regions:
         verdict = "ok" if available else "disabled"
         for name, b, s in ranges or ((r.name, None, r.size),):
-            # positional: a dataclass __init__ with keywords and default factories
-            # costs half again as much, 10,000 times over
             views[name] = RegionView(
                 name, b, s, kind, r.nomap, r.reusable, list(r.compatible), r.status,
                 False, None, ["dt"], verdict, r.index, None, [],
             )  # fmt: skip
     derived = c.derived
-    for e in c.entries:
-        if e.name is None:
-            continue
+    for e in named:
+        assert e.name is not None
         v = views.get(e.name)
         if v is None:
             v = views[e.name] = RegionView(
@@ -1134,24 +1226,10 @@ def _views(c: _Ctx) -> dict[str, RegionView]:
         v.sources.append("reserved_mem")
         if (v.base is None or v.kind == "dynamic") and not (derived and e.base == 0):
             v.base, v.size = e.base, e.size
-    if c.memblock_ok:
-        # RangeSet.covers() and .overlaps(), inlined: this runs for every region
-        starts, ends = c.covered.starts, c.covered.ends
-        n = len(starts)
-        bisect_right = bisect.bisect_right
+    if covered is not None:
         for v in views.values():
-            b, s = v.base, v.size
-            if b is not None and s:
-                i = bisect_right(starts, b) - 1
-                if i >= 0 and ends[i] >= b + s:
-                    v.reserved = True
-                    v.sources.append("memblock")
-                    continue
-                v.reserved = False
-                # overlaps: the first range ending after b starts before b + s
-                j = i if i >= 0 and ends[i] > b else i + 1
-                if j < n and starts[j] < b + s:
-                    v.sources.append("memblock")
+            if v.base is not None and v.size:
+                covered(v, v.base, v.size)
     for name, lines in c.log.by_region.items():
         v = views.get(name)
         if v is not None:

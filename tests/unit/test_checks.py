@@ -9,8 +9,10 @@ import copy
 
 import pytest
 
+from bench.synthetic import grow
 from rmem_inspect import checks
 from rmem_inspect.model import CmaArea, DtRegion, MemblockRegion, Snapshot
+from tests.conftest import MATRIX, MATRIX_IDS
 from tests.unit.test_golden import load
 
 pytestmark = pytest.mark.unit
@@ -213,3 +215,51 @@ def test_checks_scale_n_log_n() -> None:
     dropped = [f for f in report.findings if f.code == "RMEM-DROPPED"]
     assert len(dropped) == 10_000
     assert not [f for f in report.findings if f.code == "RMEM-OVERLAP"]
+
+
+@pytest.mark.parametrize(("series", "scenario"), MATRIX, ids=MATRIX_IDS)
+def test_region_views_take_one_pass_as_the_general_path_would(series: str, scenario: str) -> None:
+    """checks._views() builds each view in one pass when every reserved_mem name is
+    unique; the general path (entries applied one by one) must give the same views."""
+    from dataclasses import asdict
+
+    snaps = [load(series, scenario)]
+    if series != "6.1":  # grow() adds regions the way a dynamic array holds them
+        snaps.append(grow(snaps[0], 40, 40, 7).snapshot)
+    for snap in snaps:
+        c = checks._Ctx(snap)
+        named = [e for e in c.entries if e.name is not None]
+        general = checks._views_general(c, named, checks._covered_by(c))
+        assert [asdict(v) for v in checks._views(c).values()] == [
+            asdict(v) for v in general.values()
+        ]
+
+
+def test_an_entry_name_twice_takes_the_last_entry() -> None:
+    snap = load("6.12", "baseline")
+    assert snap.reserved_mem is not None
+    e = next(x for x in snap.reserved_mem.entries if x.name == "dsp-pool")
+    again = copy.copy(e)
+    again.index, again.base = len(snap.reserved_mem.entries), e.base + 0x100000
+    snap.reserved_mem.entries.append(again)
+    snap.reserved_mem.count = len(snap.reserved_mem.entries)
+    view = next(v for v in checks.run(snap).regions if v.name == "dsp-pool")
+    assert (view.rmem_index, view.base, view.tracked) == (again.index, again.base, True)
+    assert view.sources.count("reserved_mem") == 2
+
+
+@pytest.mark.parametrize(("series", "scenario"), MATRIX, ids=MATRIX_IDS)
+def test_region_rows_agree_with_the_model(series: str, scenario: str) -> None:
+    """_Ctx inlines DtRegion.kind and .available: the rows must say what they say."""
+    snap = load(series, scenario)
+    assert snap.fdt is not None
+    snap.fdt.regions += [
+        DtRegion("/reserved-memory/a", "a", 90, status="ok", size=0x1000),
+        DtRegion("/reserved-memory/b", "b", 91, status="fail"),
+        DtRegion("/reserved-memory/c", "c", 92, status="disabled", reg=[(0x1000, 0x1000)] * 3),
+    ]
+    rows = checks._Ctx(snap).regions
+    assert [(r, kind, ok) for r, kind, ok, _ in rows] == [
+        (r, r.kind, r.available) for r in snap.fdt.regions
+    ]
+    assert [ranges for *_, ranges in rows] == [checks._dt_ranges(r) for r in snap.fdt.regions]
