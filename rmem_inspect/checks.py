@@ -1164,14 +1164,15 @@ def _views(c: _Ctx) -> dict[str, RegionView]:
                 v.log = lines[:6]
             views[name] = v
     for e in named:
-        if e.name not in views:
-            v = views[e.name] = RegionView(
-                e.name, e.base, e.size, "unknown", False, False, [], "okay", True, None,
+        entry_name = e.name
+        if entry_name is not None and entry_name not in views:
+            v = views[entry_name] = RegionView(
+                entry_name, e.base, e.size, "unknown", False, False, [], "okay", True, None,
                 ["reserved_mem"], "ok", None, e.index, [],
             )  # fmt: skip
             if covered is not None and e.size:
                 covered(v, e.base, e.size)
-            lines = by_region.get(e.name)
+            lines = by_region.get(entry_name)
             if lines is not None:
                 v.log = lines[:6]
     return views
