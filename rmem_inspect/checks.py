@@ -1111,7 +1111,9 @@ def _check_dt_diverged(c: _Ctx) -> None:
         return (r.name, tuple(r.reg), r.size, r.status, r.nomap, r.reusable)
 
     same = operator.attrgetter("name", "reg", "size", "status", "nomap", "reusable")
-    if list(map(same, a.regions)) == list(map(same, b.regions)):
+    if len(a.regions) == len(b.regions) and all(
+        map(operator.eq, map(same, a.regions), map(same, b.regions))
+    ):
         return  # the same regions in the same order (the usual case): no sets to build
     ka = {key(r) for r in a.regions}
     kb = {key(r) for r in b.regions}
@@ -1139,6 +1141,9 @@ def _views(c: _Ctx) -> dict[str, RegionView]:
         return _views_general(c, named, covered)
     by_name = c.by_name
     derived = c.derived
+    memblock = covered is not None
+    starts, ends = c.covered.starts, c.covered.ends
+    bisect_right = bisect.bisect_right
     for r, kind, available, ranges in c.regions:
         verdict = "ok" if available else "disabled"
         e = by_name.get(r.name)
@@ -1157,8 +1162,14 @@ def _views(c: _Ctx) -> dict[str, RegionView]:
                     name, b, s, kind, r.nomap, r.reusable, list(r.compatible), r.status,
                     False, None, ["dt"], verdict, r.index, None, [],
                 )  # fmt: skip
-            if covered is not None and b is not None and s:
-                covered(v, b, s)
+            if memblock and b is not None and s:
+                # covered(v, b, s), inlined: this runs for every region
+                i = bisect_right(starts, b) - 1
+                if i >= 0 and ends[i] >= b + s:
+                    v.reserved = True
+                    v.sources.append("memblock")
+                elif covered is not None:
+                    covered(v, b, s)  # not covered: says whether it overlaps
             lines = by_region.get(name)
             if lines is not None:
                 v.log = lines[:6]
