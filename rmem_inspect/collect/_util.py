@@ -87,6 +87,8 @@ class RawStruct:
 
     >>> prop = RawStruct(prog, "struct property", ["name", "length", "value", "next"])
     >>> name, length, value, next_ = prop.read(address)
+
+    A member of a nested struct is named by its path (``"state_var.counter"``).
     """
 
     def __init__(self, prog: Program, type_name: str, members: list[str]) -> None:
@@ -98,10 +100,8 @@ class RawStruct:
         )
         fields = []
         for position, name in enumerate(members):
-            member = tp.member(name)
-            if member.bit_field_size:
-                raise TypeError(f"{type_name}.{name} is a bit field")
-            fields.append((member.offset, _code(member.type, f"{type_name}.{name}"), position))
+            offset, member_type = _member_at(tp, name, type_name)
+            fields.append((offset, _code(member_type, f"{type_name}.{name}"), position))
         fields.sort()
         fmt, at = order, 0
         for offset, code, _ in fields:
@@ -121,10 +121,28 @@ class RawStruct:
 
         :raises drgn.FaultError: the struct is not (wholly) readable.
         """
-        values = self._struct.unpack_from(prog.read(address, self.size))
+        return self.unpack(prog.read(address, self.size))
+
+    def unpack(self, data: bytes, offset: int = 0) -> tuple[int, ...]:
+        """The members of the struct at ``offset`` in ``data`` (an array read whole)."""
+        values = self._struct.unpack_from(data, offset)
         if self._identity:
             return values
         return tuple(values[i] for i in self._order)
+
+
+def _member_at(tp: Type, path: str, type_name: str) -> tuple[int, Type]:
+    """Byte offset and type of member ``path`` ("a" or "a.b") of struct type ``tp``."""
+    offset = 0
+    for name in path.split("."):
+        while tp.kind == TypeKind.TYPEDEF:  # atomic_long_t and the like
+            tp = tp.type
+        member = tp.member(name)
+        if member.bit_field_size:
+            raise TypeError(f"{type_name}.{path} is a bit field")
+        offset += member.offset
+        tp = member.type
+    return offset, tp
 
 
 def _code(tp: Type, what: str) -> str:

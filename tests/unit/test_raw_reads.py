@@ -49,7 +49,13 @@ def _program(platform: Platform) -> Program:
     color = prog.enum_type("color", prog.int_type("int", 4, True), [drgn.TypeEnumerator("RED", -1)])
     holder = prog.struct_type("holder", 8, [TypeMember(color, "c", 0), TypeMember(int_t, "x", 32)])
     nested = prog.struct_type("nested", 40, [TypeMember(prop, "p", 0)])
-    types = {"property": prop, "holder": holder, "nested": nested}
+    # a struct member behind a typedef, not at offset 0 (like atomic_long_t state_var)
+    outer = prog.struct_type(
+        "outer",
+        48,
+        [TypeMember(int_t, "pad", 0), TypeMember(prog.typedef_type("prop_t", prop), "q", 64)],
+    )
+    types = {"property": prop, "holder": holder, "nested": nested, "outer": outer}
 
     def find(
         prog: Program, kinds: drgn.TypeKindSet, name: str, filename: str | None
@@ -97,9 +103,30 @@ def test_raw_struct_big_endian_and_enum() -> None:
     assert RawStruct(prog, "struct holder", ["c", "x"]).read(prog, 0x2028) == (-1, 9)
 
 
+def test_raw_struct_member_paths_and_arrays() -> None:
+    prog = _program(LE64)
+    one = struct.pack("<i4x", 3) + struct.pack("<QiIQQI4x", 11, -12, 13, 14, 15, 0)
+    two = struct.pack("<i4x", 4) + struct.pack("<QiIQQI4x", 21, -22, 23, 24, 25, 0)
+    _segment(prog, 0x8000, one + two)
+    layout = RawStruct(prog, "struct outer", ["q.length", "q.next", "pad"])
+    assert layout.size == 48
+    array = prog.read(0x8000, 2 * layout.size)
+    for i in range(2):
+        obj = drgn.Object(prog, "struct outer", address=0x8000 + i * layout.size)
+        want = (obj.q.length.value_(), obj.q.next.value_(), obj.pad.value_())
+        assert layout.unpack(array, i * layout.size) == want
+        assert layout.read(prog, 0x8000 + i * layout.size) == want
+    assert layout.unpack(array, layout.size) == (-22, 25, 4)
+
+
 @pytest.mark.parametrize(
     ("type_name", "member", "why"),
-    [("struct property", "bits", "bit field"), ("struct nested", "p", "not a scalar")],
+    [
+        ("struct property", "bits", "bit field"),
+        ("struct nested", "p", "not a scalar"),
+        ("struct outer", "q.bits", "bit field"),
+        ("struct outer", "q", "not a scalar"),
+    ],
 )
 def test_raw_struct_refuses_what_it_cannot_unpack(type_name: str, member: str, why: str) -> None:
     with pytest.raises(TypeError, match=why):

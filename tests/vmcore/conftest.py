@@ -30,6 +30,10 @@ class DumpData:
     #: Every printk record's text, one line each, from the dump.
     log: list[str]
     snapshot: Snapshot
+    #: (text, ts_nsec) of every printk record: drgn's get_printk_records(), and
+    #: rmem_inspect's own reader of the ring (collect/kmsg.py).
+    records: list[tuple[bytes, int]]
+    lockless_records: list[tuple[bytes, int]] | None
 
 
 _CACHE: dict[tuple[str, str], DumpData] = {}
@@ -41,6 +45,7 @@ def dump_data(series: str, scenario: str) -> DumpData:
     if key not in _CACHE:
         from drgn.helpers.linux.printk import get_printk_records
 
+        from rmem_inspect.collect.kmsg import lockless_records
         from rmem_inspect.collect.program import open_vmcore
         from rmem_inspect.inspect import inspect
 
@@ -48,17 +53,16 @@ def dump_data(series: str, scenario: str) -> DumpData:
         prog = open_vmcore(str(m.path("vmcore")), str(m.path("vmlinux")))
         info = prog["VMCOREINFO"].string_().decode()
         vmcoreinfo = dict(line.split("=", 1) for line in info.splitlines() if "=" in line)
-        log = [
-            line
-            for rec in get_printk_records(prog)
-            for line in rec.text.decode(errors="replace").splitlines()
-        ]
+        records = get_printk_records(prog)
+        log = [line for rec in records for line in rec.text.decode(errors="replace").splitlines()]
         _CACHE[key] = DumpData(
             manifest=m,
             release=prog["init_uts_ns"].name.release.string_().decode(),
             vmcoreinfo=vmcoreinfo,
             log=log,
             snapshot=inspect(prog, source={"kind": "vmcore", "vmcore": str(m.path("vmcore"))}),
+            records=[(rec.text, rec.timestamp) for rec in records],
+            lockless_records=lockless_records(prog),
         )
         del prog
     return _CACHE[key]

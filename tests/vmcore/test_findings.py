@@ -37,6 +37,15 @@ def test_exact_findings(data: DumpData) -> None:
         assert f.message.endswith(".") and "\n" not in f.message
 
 
+@pytest.mark.parametrize("data", MATRIX, ids=MATRIX_IDS, indirect=True)
+def test_printk_ring_read_whole_equals_drgns_helper(data: DumpData) -> None:
+    """collect/kmsg.py reads the lockless printk ring with one read per array; every
+    record (text and timestamp, in order) must be what drgn's helper returns."""
+    assert data.lockless_records is not None
+    assert len(data.records) > 200
+    assert data.lockless_records == data.records
+
+
 def test_overflow_on_6_1_explains_every_drop() -> None:
     d = dump_data("6.1", "overflow")
     report = checks.run(d.snapshot)
