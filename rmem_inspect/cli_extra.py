@@ -25,7 +25,7 @@ _DTB_MAGIC = b"\xd0\x0d\xfe\xed"
 
 def _add_extra_commands(sub: Any) -> None:
     from rmem_inspect.cli import _add_source
-    from rmem_inspect.preflight import LAYOUT_ALIASES, LAYOUTS
+    from rmem_inspect.model import LAYOUT_ALIASES, LAYOUTS  # not preflight: report needs none
 
     layouts = ", ".join(LAYOUTS) + " (or " + ", ".join(LAYOUT_ALIASES) + ")"
     h = "predict from a DTB alone which regions a kernel generation drops, and why"

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 __all__ = [
+    "LAYOUTS",
+    "LAYOUT_ALIASES",
     "SCHEMA_VERSION",
     "AssignedDevice",
     "CmaArea",
@@ -41,6 +43,12 @@ __all__ = [
 
 #: Bump on incompatible changes; :meth:`Snapshot.from_json` refuses other versions.
 SCHEMA_VERSION = 1
+
+#: The three reserved_mem layouts: the fixed array (<= 6.11), the dynamic array
+#: (6.12) and the dynamic array with node ops (7.x); see SPEC §1.
+LAYOUTS = ("static-array", "dynamic-array", "node-ops")
+#: Kernel series names that stand for a layout (the factory's series).
+LAYOUT_ALIASES = {"6.1": "static-array", "6.12": "dynamic-array", "7.x": "node-ops"}
 
 
 class SnapshotError(ValueError):

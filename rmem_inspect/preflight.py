@@ -53,7 +53,9 @@ from rmem_inspect import __version__, checks
 from rmem_inspect.collect.devicetree import RawNode, decode_tree
 from rmem_inspect.collect.fdt import FdtError, parse_fdt
 from rmem_inspect.errors import InputError
-from rmem_inspect.model import (
+from rmem_inspect.model import (  # LAYOUTS: the layouts preflight replays
+    LAYOUT_ALIASES,
+    LAYOUTS,
     CmaArea,
     DtInfo,
     KernelInfo,
@@ -77,10 +79,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: The three reserved_mem layouts preflight can replay.
-LAYOUTS = ("static-array", "dynamic-array", "node-ops")
-#: Kernel series names accepted for ``--kernel`` (the factory's series).
-LAYOUT_ALIASES = {"6.1": "static-array", "6.12": "dynamic-array", "7.x": "node-ops"}
 
 #: MAX_RESERVED_REGIONS in drivers/of/of_reserved_mem.c (every version).
 MAX_RESERVED_REGIONS = 64
