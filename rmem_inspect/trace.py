@@ -44,23 +44,14 @@ import sys
 import time
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rmem_inspect.trace_events import (
-    EVENT_C,
-    HEADER,
-    KIND_IDS,
-    Attribution,
-    Correlator,
-    Event,
-    Summary,
-    decode,
-    format_event,
-    format_summary,
-    json_line,
-    matches,
-    summary_json_line,
-)
+if TYPE_CHECKING:
+    from rmem_inspect.trace_events import Correlator
+
+# rmem_inspect.trace_events (the decoder) is imported where it is used: every
+# rmem-inspect command imports this module for add_trace_parser(), and only trace
+# needs the rest.
 
 __all__ = ["PROBES", "Probe", "add_trace_parser", "bpf_text", "main", "run_trace"]
 
@@ -451,7 +442,12 @@ TRACEPOINT_PROBE(dma, dma_alloc)
 
 def bpf_text(defines: list[str]) -> str:
     """The BPF C program with the probes in ``defines`` compiled in."""
-    from rmem_inspect.trace_events import FLAG_NODE_TRUNCATED, FLAG_REGION_FROM_NODE
+    from rmem_inspect.trace_events import (
+        EVENT_C,
+        FLAG_NODE_TRUNCATED,
+        FLAG_REGION_FROM_NODE,
+        KIND_IDS,
+    )
 
     text = BPF_PROGRAM.replace("@EVENT_C@", EVENT_C)
     text = text.replace("@FLAG_NODE_TRUNCATED@", str(FLAG_NODE_TRUNCATED))
@@ -551,6 +547,7 @@ def _correlator(args: argparse.Namespace) -> tuple[Correlator | None, str | None
     """Boot verdicts for the correlation; (None, why) when not available."""
     from rmem_inspect import checks
     from rmem_inspect.errors import InputError
+    from rmem_inspect.trace_events import Correlator
 
     if args.no_correlate:
         return None, None
@@ -581,6 +578,19 @@ def _on_term(signum: int, frame: FrameType | None) -> None:
 
 def run_trace(args: argparse.Namespace) -> int:
     """Run ``rmem-inspect trace``; returns the exit status."""
+    from rmem_inspect.trace_events import (
+        HEADER,
+        Attribution,
+        Event,
+        Summary,
+        decode,
+        format_event,
+        format_summary,
+        json_line,
+        matches,
+        summary_json_line,
+    )
+
     try:
         from bcc import BPF
     except ImportError:
