@@ -25,13 +25,13 @@ _DTB_MAGIC = b"\xd0\x0d\xfe\xed"
 
 def _add_extra_commands(sub: Any) -> None:
     from rmem_inspect.cli import _add_source
-    from rmem_inspect.model import LAYOUT_ALIASES, LAYOUTS  # not preflight: report needs none
+    from rmem_inspect.model import KERNEL_LAYOUT_HELP  # not preflight: report needs none
 
-    layouts = ", ".join(LAYOUTS) + " (or " + ", ".join(LAYOUT_ALIASES) + ")"
+    layouts = KERNEL_LAYOUT_HELP
     h = "predict from a DTB alone which regions a kernel generation drops, and why"
     p = sub.add_parser("preflight", help=h, description=h)
     p.add_argument("dtb", metavar="DTB", help="compiled devicetree blob")
-    p.add_argument("--kernel", "-k", required=True, metavar="LAYOUT", help=layouts)
+    p.add_argument("--kernel", "-k", required=True, metavar="KERNEL", help=layouts)
     p.add_argument("--format", "-f", choices=("table", "json", "markdown"), default="table")
     p.add_argument("--evidence", action="store_true", help="print each finding's evidence")
     p.add_argument("--log", action="store_true", help="print the kernel log lines predicted")
@@ -55,15 +55,15 @@ def _add_extra_commands(sub: Any) -> None:
     p.add_argument("b", metavar="B", help="JSON snapshot, vmcore, or DTB (with --kernel-b)")
     p.add_argument("--vmlinux-a", metavar="FILE", help="vmlinux for A when it is a vmcore")
     p.add_argument("--vmlinux-b", metavar="FILE", help="vmlinux for B when it is a vmcore")
-    p.add_argument("--kernel-a", metavar="LAYOUT", help="layout to preflight A with, for a DTB")
-    p.add_argument("--kernel-b", metavar="LAYOUT", help="layout to preflight B with, for a DTB")
+    p.add_argument("--kernel-a", metavar="KERNEL", help="kernel to preflight A with, for a DTB")
+    p.add_argument("--kernel-b", metavar="KERNEL", help="kernel to preflight B with, for a DTB")
     p.add_argument("--format", "-f", choices=("table", "json", "markdown"), default="table")
 
     h = "draw the physical address space and every region, coloured by verdict (SVG or PNG)"
     p = sub.add_parser("map", help=h, description=h)
     _add_source(p)
     p.add_argument("--dtb", metavar="FILE", help="map a preflight of this DTB (needs --kernel)")
-    p.add_argument("--kernel", "-k", metavar="LAYOUT", help="layout for --dtb: " + layouts)
+    p.add_argument("--kernel", "-k", metavar="KERNEL", help="kernel for --dtb: " + layouts)
     p.add_argument(
         "-o",
         "--output",
@@ -129,7 +129,7 @@ def _report_for(path: str, vmlinux: str | None, layout: str | None) -> Any:
         if not layout:
             raise InputError(
                 f"{path} is a DTB: say which kernel to preflight it with "
-                "(--kernel-a/--kernel-b LAYOUT)"
+                "(--kernel-a/--kernel-b KERNEL)"
             )
         from rmem_inspect.preflight import preflight
 
@@ -189,7 +189,7 @@ def _map(args: argparse.Namespace) -> int:
 
     if args.dtb:
         if not args.kernel:
-            raise InputError("--dtb needs --kernel LAYOUT")
+            raise InputError("--dtb needs --kernel KERNEL (a version such as 6.12 or a layout)")
         from rmem_inspect.preflight import preflight
 
         report = preflight(_read(args.dtb), args.kernel, source=os.path.abspath(args.dtb)).report

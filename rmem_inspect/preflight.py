@@ -54,6 +54,7 @@ from rmem_inspect.collect.devicetree import RawNode, decode_tree
 from rmem_inspect.collect.fdt import FdtError, parse_fdt
 from rmem_inspect.errors import InputError
 from rmem_inspect.model import (  # LAYOUTS: the layouts preflight replays
+    KERNEL_LAYOUT_HELP,
     LAYOUT_ALIASES,
     LAYOUTS,
     CmaArea,
@@ -65,6 +66,7 @@ from rmem_inspect.model import (  # LAYOUTS: the layouts preflight replays
     ReservedMemState,
     RmemEntry,
     Snapshot,
+    kernel_layout,
 )
 
 __all__ = [
@@ -99,11 +101,10 @@ _ANYWHERE = (1 << 64) - 1
 
 
 def resolve_layout(name: str) -> str:
-    """A layout name or series alias -> one of :data:`LAYOUTS`; InputError otherwise."""
-    layout = LAYOUT_ALIASES.get(name, name)
-    if layout not in LAYOUTS:
-        choices = ", ".join(list(LAYOUTS) + list(LAYOUT_ALIASES))
-        raise InputError(f"unknown kernel layout {name!r}: choose one of {choices}")
+    """A layout name, series alias or X.Y[.Z] -> one of :data:`LAYOUTS`; InputError otherwise."""
+    layout = kernel_layout(name)
+    if layout is None:
+        raise InputError(f"unknown kernel {name!r}: give {KERNEL_LAYOUT_HELP}")
     return layout
 
 
@@ -781,7 +782,8 @@ def preflight(
     """
     Replay the boot-time reserved-memory code of ``layout`` over ``dtb``.
 
-    :param layout: One of :data:`LAYOUTS` or a series alias (``6.1``, ``6.12``, ``7.x``).
+    :param layout: One of :data:`LAYOUTS`, a series alias (``6.1``, ``6.12``, ``7.x``) or
+        a kernel version number (``7.3``, ``6.12.4``, ``5.15``; see :func:`kernel_layout`).
     :param extra_reserved: Ranges memblock-reserved before the scan (kernel image,
         initramfs, the DTB itself), which a DTB does not describe.
     :param memory: RAM banks (base, size), instead of the DT's memory nodes (boot

@@ -95,8 +95,27 @@ def test_kernel_sort_sorts() -> None:
 def test_layout_names() -> None:
     assert resolve_layout("6.1") == "static-array"
     assert resolve_layout("node-ops") == "node-ops"
-    with pytest.raises(InputError):
-        resolve_layout("5.4")
+    for version, layout in (
+        ("3.15", "static-array"),
+        ("5.4", "static-array"),
+        ("5.15", "static-array"),
+        ("6.6", "static-array"),
+        ("6.11.11", "static-array"),
+        ("6.1.0-37-cloud-arm64", "static-array"),
+        ("6.12", "dynamic-array"),
+        ("6.12.4", "dynamic-array"),
+        ("6.12.43+deb13-cloud-arm64", "dynamic-array"),
+        ("7.0", "dynamic-array"),
+        ("7.0.9", "dynamic-array"),
+        ("7.1", "node-ops"),
+        ("7.3", "node-ops"),
+        ("7.3.4+deb13-cloud-arm64", "node-ops"),
+        ("8.2", "node-ops"),
+    ):
+        assert resolve_layout(version) == layout, version
+    for bad in ("3.14", "2.6.32", "6", "7", "six", "6.x", "6.12.", "v6.12", "", "6.12 x"):
+        with pytest.raises(InputError):
+            resolve_layout(bad)
     with pytest.raises(InputError):
         preflight(b"not a dtb at all", "6.1")
 
@@ -177,8 +196,12 @@ def test_cli_preflight(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["preflight", str(dtb), "--kernel", "dynamic-array", "--log"]) == 0
     out = capsys.readouterr().out
     assert "predicted kernel log" in out and "linux,cma" in out
-    assert main(["preflight", str(dtb), "--kernel", "4.19"]) == 2
-    assert "unknown kernel layout" in capsys.readouterr().err
+    # A version number picks the layout: 6.6 is a static-array kernel.
+    assert main(["preflight", str(dtb), "--kernel", "6.6", "--format", "json"]) == 1
+    assert json.loads(capsys.readouterr().out)["kernel"]["layout"] == "static-array"
+    assert main(["preflight", str(dtb), "--kernel", "6.x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown kernel '6.x'" in err and "6.12 to 7.0" in err
     assert main(["preflight", str(tmp_path / "missing.dtb"), "--kernel", "6.1"]) == 2
 
 

@@ -2,10 +2,14 @@
 """
 preflight's predictions against what the real kernels did: for every factory
 dump, the DTB the guest booted with is preflighted with the layout of its kernel
-series and compared with the checks on the dump itself.
+series and compared with the checks on the dump itself. The kernel is named three
+ways, each of which must give the real verdicts: the series alias, the upstream
+version of the kernel package the dump booted (``7.3.4``) and its ``X.Y`` (``7.3``).
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -23,11 +27,21 @@ CODES = ("RMEM-DROPPED", "RMEM-UNALLOCATED", "RMEM-UNTRACKED", "RMEM-OVERLAP")
 LOG_MARKERS = ("OF: reserved mem:", "OF: fdt:", "Reserved memory:", " overlaps with ")
 
 
+def kernel_names(series: str, packages: list[dict]) -> list[str]:
+    """The series alias, and X.Y.Z and X.Y of the Debian kernel package's upstream version."""
+    image = next(p for p in packages if p["name"].startswith(("linux-image", "linux-binary")))
+    upstream = image["version"].split("-")[0]  # 7.3.4-1~bpo13+1 -> 7.3.4
+    assert re.fullmatch(r"\d+\.\d+\.\d+", upstream), image
+    return [series, upstream, upstream.rsplit(".", 1)[0]]
+
+
 @pytest.mark.parametrize(("series", "scenario"), MATRIX, ids=MATRIX_IDS)
-def test_preflight_predicts_the_kernel(series: str, scenario: str) -> None:
+@pytest.mark.parametrize("form", range(3), ids=("alias", "version", "major-minor"))
+def test_preflight_predicts_the_kernel(series: str, scenario: str, form: int) -> None:
     data = dump_data(series, scenario)
     real = checks.run(data.snapshot)
-    result = preflight(data.manifest.path("dtb").read_bytes(), series)
+    kernel = kernel_names(series, data.manifest.packages)[form]
+    result = preflight(data.manifest.path("dtb").read_bytes(), kernel)
 
     def pairs(report: checks.Report) -> set[tuple[str, str | None]]:
         return {(f.code, f.region) for f in report.findings if f.code in CODES}
