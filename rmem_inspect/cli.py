@@ -21,6 +21,7 @@ __all__ = ["main"]
 EXAMPLES = """examples:
   rmem-inspect report --vmcore vmcore --vmlinux vmlinux     # full report on a dump
   rmem-inspect check --vmcore vmcore --format json           # findings only, for scripts
+  rmem-inspect check -q --vmcore vmcore                      # root causes and fixes only
   rmem-inspect report                                        # the running kernel (root)
   rmem-inspect snapshot --vmcore vmcore -o board.json        # save what was read
   rmem-inspect check --snapshot board.json                   # re-run the checks offline
@@ -73,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
         _add_source(p)
         p.add_argument("--format", "-f", choices=("table", "json", "markdown"), default="table")
         p.add_argument("--evidence", action="store_true", help="print each finding's evidence")
+        if name == "check":
+            p.add_argument(
+                "--quiet",
+                "-q",
+                action="store_true",
+                help="print only the root causes (regions, evidence, fix), not each finding",
+            )
     p = sub.add_parser("snapshot", help="save what was read as JSON (the checks' input)")
     _add_source(p)
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="'-' for stdout")
@@ -175,7 +183,13 @@ def _run(args: argparse.Namespace) -> int:
 
     report = checks.run(snap)
     sys.stdout.write(
-        render(report, args.format, findings_only=args.command == "check", evidence=args.evidence)
+        render(
+            report,
+            args.format,
+            findings_only=args.command == "check",
+            evidence=args.evidence,
+            causes_only=getattr(args, "quiet", False),
+        )
     )
     return report.exit_status()
 

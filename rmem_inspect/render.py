@@ -5,22 +5,28 @@ render
 
 Turn a :class:`~rmem_inspect.checks.Report` into what users read or script
 against: a text report (tables via tabulate), Markdown, and the JSON of SPEC §3
-(``kernel``, ``regions``, ``findings``; stable keys, extended freely).
+(``kernel``, ``regions``, ``findings``; stable keys, extended freely). Every
+format leads with the root causes (:mod:`rmem_inspect.causes`): one headline per
+cause, the regions it hit, its evidence and the fix; JSON has them as ``causes``
+beside the unchanged ``findings`` (schema 2; schema 1 had no ``causes``).
 """
 
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import asdict
 from typing import Any
 
 from rmem_inspect import __version__
+from rmem_inspect.causes import Cause, root_causes
 from rmem_inspect.checks import Finding, RangeSet, Report, _fmt, _human
 
 __all__ = ["FORMATS", "render", "report_json"]
 
 FORMATS = ("table", "json", "markdown")
-JSON_SCHEMA = 1
+#: 2: ``causes`` added (every schema-1 key kept).
+JSON_SCHEMA = 2
 
 
 #: tabulate.MIN_PADDING: what tabulate adds to a header's width (the table test pins it).
@@ -91,7 +97,9 @@ def _hex(v: int | None) -> str:
     return "-" if v is None else f"{v:#x}"
 
 
-def report_json(report: Report, findings_only: bool = False) -> dict[str, Any]:
+def report_json(
+    report: Report, findings_only: bool = False, causes_only: bool = False
+) -> dict[str, Any]:
     snap = report.snapshot
     rm = snap.reserved_mem
     kernel: dict[str, Any] = {
@@ -124,7 +132,14 @@ def report_json(report: Report, findings_only: bool = False) -> dict[str, Any]:
         "tool": {"name": "rmem_inspect", "version": __version__},
         "source": snap.source,
         "kernel": kernel,
+        "causes": [c.to_json() for c in root_causes(report)],
     }
+    summary = {
+        s: sum(1 for f in report.findings if f.severity == s) for s in ("error", "warning", "info")
+    }
+    if causes_only:
+        out["summary"] = summary
+        return out
     if not findings_only:
         out["regions"] = [
             {
@@ -149,9 +164,7 @@ def report_json(report: Report, findings_only: bool = False) -> dict[str, Any]:
         out["devices"] = [asdict(d) for d in snap.devices or []]
     out["findings"] = [asdict(f) for f in report.findings]
     out["skipped"] = report.skipped
-    out["summary"] = {
-        s: sum(1 for f in report.findings if f.severity == s) for s in ("error", "warning", "info")
-    }
+    out["summary"] = summary
     return out
 
 
@@ -260,19 +273,93 @@ def _finding_rows(findings: list[Finding]) -> list[list[str]]:
     return [[f.severity, f.code, f.region or "-", f.message] for f in findings]
 
 
-def render(report: Report, fmt: str, *, findings_only: bool = False, evidence: bool = False) -> str:
-    """The report in ``fmt`` (table, json or markdown)."""
+def _evidence_lines(c: Cause) -> list[str]:
+    """The kernel log lines of a cause (at most three), else its scalar evidence."""
+    log: list[str] = []
+    for x in c.evidence.get("log", []):
+        if isinstance(x, str) and x.startswith("(") and log:
+            log[-1] += " " + x  # "(5 such lines)" belongs to the line before
+        elif isinstance(x, str):
+            log.append(x)
+    if log:
+        return log[:3] + ([f"... {len(log) - 3} more"] if len(log) > 3 else [])
+    pairs = [
+        f"{k}={v}"
+        for k, v in c.evidence.items()
+        if k != "codes" and isinstance(v, int | str | bool) and not isinstance(v, bool)
+    ]
+    return [" ".join(pairs)] if pairs else []
+
+
+def _causes_text(causes: list[Cause], fmt: str) -> str:
+    if not causes:
+        return "no findings"
+    if fmt == "markdown":
+        return tabulate(
+            [
+                [
+                    c.severity,
+                    c.code,
+                    c.cause,
+                    c.regions_text or "-",
+                    "<br>".join(_evidence_lines(c)) or "-",
+                    c.advice or "-",
+                ]
+                for c in causes
+            ],
+            headers=["severity", "code", "cause", "regions", "evidence", "fix"],
+            tablefmt="github",
+            disable_numparse=True,
+        )
+    blocks = []
+    for n, c in enumerate(causes, 1):
+        head = f"{n}. {c.severity.upper()} {c.code}: {c.cause}"
+        lines = textwrap.wrap(head, 100, subsequent_indent="   ")
+        rows = [("regions", c.regions_text)] if c.regions else []
+        rows += [("evidence", e) for e in _evidence_lines(c)]
+        if c.advice:
+            rows.append(("fix", c.advice))
+        for label, text in rows:
+            lines += textwrap.wrap(
+                text,
+                100,
+                initial_indent=f"   {label + ':':<10}",
+                subsequent_indent=" " * 13,
+                break_on_hyphens=False,
+            )
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def render(
+    report: Report,
+    fmt: str,
+    *,
+    findings_only: bool = False,
+    evidence: bool = False,
+    causes_only: bool = False,
+) -> str:
+    """The report in ``fmt`` (table, json or markdown), root causes first.
+
+    ``causes_only`` prints the causes alone (``check -q``).
+    """
     if fmt == "json":
-        return json.dumps(report_json(report, findings_only), indent=2) + "\n"
+        return json.dumps(report_json(report, findings_only, causes_only), indent=2) + "\n"
     table_fmt = "github" if fmt == "markdown" else "simple"
     out: list[str] = []
 
     def section(title: str) -> None:
         out.append(f"\n## {title}\n" if fmt == "markdown" else f"\n{title}\n{'=' * len(title)}")
 
+    if fmt == "markdown" and not findings_only and not causes_only:
+        out.append("# rmem_inspect report\n")
+    causes = root_causes(report)
+    section(f"Causes ({len(causes)})")
+    out.append(_causes_text(causes, fmt))
+    if causes_only:
+        return "\n".join(out).lstrip("\n") + "\n"
     if not findings_only:
-        if fmt == "markdown":
-            out.append("# rmem_inspect report\n")
+        section("Kernel")
         out.append(
             tabulate(
                 _header(report),
