@@ -66,6 +66,7 @@ EXAMPLES = """examples:
   rmem-inspect trace --vmlinux vmlinux     # correlate failures with the boot verdicts
   rmem-inspect trace --snapshot board.json # ... using a saved snapshot instead
   rmem-inspect trace --no-correlate        # no debug info needed
+  rmem-inspect trace --ebpf                # print the BPF program and exit
 
 Needs root, bcc (apt install python3-bpfcc) and the running kernel's headers
 (apt install linux-headers-$(uname -r)). Exit status: 0 traced, 2 environment error.
@@ -535,7 +536,33 @@ def add_trace_parser(subparsers: Any) -> None:
     p.add_argument(
         "--no-correlate", action="store_true", help="do not read the boot verdicts (no drgn)"
     )
+    p.add_argument(
+        "--ebpf",
+        action="store_true",
+        help="print the BPF C program (as probed for this kernel when bcc and root allow) "
+        "and exit",
+    )
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+
+def _print_program() -> int:
+    """``--ebpf`` (bcc's convention): the program text, without loading it."""
+    defines: list[str] | None = None
+    try:
+        from bcc import BPF
+
+        if os.geteuid() == 0:
+            defines = _probe(BPF)[2]
+    except ImportError:
+        pass
+    if defines is None:
+        defines = [p.define for p in PROBES]
+        sys.stdout.write(
+            "/* every probe compiled in: without bcc and root the running kernel was not "
+            "probed */\n"
+        )
+    sys.stdout.write(bpf_text(defines))
+    return 0
 
 
 def _err(msg: str) -> int:
@@ -591,6 +618,8 @@ def run_trace(args: argparse.Namespace) -> int:
         summary_json_line,
     )
 
+    if getattr(args, "ebpf", False):
+        return _print_program()
     try:
         from bcc import BPF
     except ImportError:

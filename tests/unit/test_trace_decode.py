@@ -400,3 +400,15 @@ def test_attribution_from_the_trace() -> None:
     failed = pack(kind=KIND_IDS["init_op"], op=1, device="x", region="r", failed=1, ret=-22)
     a.annotate(decode(failed))
     assert a.annotate(decode(pack(kind=KIND_IDS["coherent_alloc"], device="x"))).region == ""
+
+
+def test_trace_ebpf_prints_the_program(capsys: pytest.CaptureFixture[str]) -> None:
+    # bcc's --ebpf convention: the BPF C program on stdout, nothing loaded, exit 0.
+    from rmem_inspect.cli import main
+    from rmem_inspect.trace import PROBES
+
+    assert main(["trace", "--ebpf"]) == 0
+    text = capsys.readouterr().out
+    assert "BPF_PERF_OUTPUT" in text or "BPF_RINGBUF_OUTPUT" in text
+    for p in PROBES:
+        assert f"#define {p.define} 1" in text

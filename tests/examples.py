@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""
+The transcripts of man/*_example.txt: find them, rerun them on the factory's dumps.
+
+A transcript is a line ``# rmem-inspect ARGS``, the command's standard output then its
+standard error (as a terminal shows them when stderr comes last), and a line
+``[exit status N]``. Paths in ARGS are relative to a directory holding the
+factory's dumps as ``SERIES-SCENARIO/{vmcore,vmlinux,board.dtb}`` (shown as
+/srv/dumps in the output). tests/vmcore/test_examples.py reruns every transcript
+and compares; tools/update-examples.py rewrites them after a deliberate change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from vmcores.manifest import load_manifests
+
+__all__ = ["EXAMPLE_FILES", "SHOWN_DIR", "TRANSCRIPT", "dump_dir", "refresh", "run"]
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_FILES = sorted((ROOT / "man").glob("*_example.txt"))
+#: What the dump directory is called in the transcripts.
+SHOWN_DIR = "/srv/dumps"
+TRANSCRIPT = re.compile(r"^# (rmem-inspect [^\n]*)\n(.*?)^\[exit status (\d+)\]$", re.M | re.S)
+
+
+def dump_dir(directory: Path) -> Path:
+    """Fill ``directory`` with SERIES-SCENARIO/{vmcore,vmlinux,board.dtb} symlinks."""
+    for m in load_manifests():
+        d = directory / f"{m.series}-{m.scenario}"
+        d.mkdir(parents=True, exist_ok=True)
+        for name, key in (("vmcore", "vmcore"), ("vmlinux", "vmlinux"), ("board.dtb", "dtb")):
+            link = d / name
+            if not link.exists():
+                link.symlink_to(m.path(key).resolve())
+    return directory
+
+
+def run(command: str, directory: Path) -> tuple[str, int]:
+    """Run one transcript's command in ``directory``: (normalised stdout + stderr, status)."""
+    argv = shlex.split(command)
+    assert argv[0] == "rmem-inspect", command
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "rmem_inspect", *argv[1:]],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = (proc.stdout + proc.stderr).replace(str(directory.resolve()), SHOWN_DIR)
+    return out.replace(str(directory), SHOWN_DIR), proc.returncode
+
+
+def refresh(text: str, directory: Path) -> str:
+    """``text`` with every transcript's output and exit status rerun."""
+
+    def one(m: re.Match[str]) -> str:
+        out, rc = run(m.group(1), directory)
+        return f"# {m.group(1)}\n{out}[exit status {rc}]"
+
+    return TRANSCRIPT.sub(one, text)
