@@ -29,7 +29,7 @@ EXAMPLES = """examples:
 
 exit status: 0 no warning or error, 1 findings at warning or above, 2 bad input.
 The vmlinux is found by build-id in /usr/lib/debug and Debian -dbg layouts when
---vmlinux is not given.
+--vmlinux is not given, and on the debuginfod servers of $DEBUGINFOD_URLS if set.
 """
 
 

@@ -8,13 +8,21 @@ vetting the inputs so that every problem becomes one clear
 :class:`~rmem_inspect.errors.InputError` sentence: missing or truncated dump,
 kdump-compressed QEMU output, VMCOREINFO missing, another architecture, a
 vmlinux without DWARF or with a different build-id (both named).
+
+Without ``--vmlinux`` the vmlinux is looked up by the kernel's build-id on disk
+(:func:`find_vmlinux`) and, when ``$DEBUGINFOD_URLS`` is set, on those debuginfod
+servers (:func:`debuginfod_vmlinux`); whatever is found is vetted like a given one.
 """
 
 from __future__ import annotations
 
 import glob
+import logging
 import os
-from collections.abc import Iterable
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import drgn
@@ -24,6 +32,8 @@ from rmem_inspect.errors import InputError
 
 __all__ = [
     "debug_search_paths",
+    "debuginfod_vmlinux",
+    "fetch_debuginfod",
     "find_vmlinux",
     "open_live",
     "open_qemu",
@@ -66,6 +76,80 @@ def find_vmlinux(release: str, build_id: str | None, extra: Iterable[str] = ()) 
                     return p
             except (OSError, ElfError):
                 continue
+    return None
+
+
+def debuginfod_vmlinux(
+    build_id: str | None, attach: Callable[[drgn.Program], None] | None = None
+) -> str | None:
+    """The vmlinux with ``build_id`` from the servers in ``$DEBUGINFOD_URLS``, or None.
+
+    drgn's own ``debuginfod`` debug info finder (libdebuginfod) when this drgn has
+    one (``Program.registered_debug_info_finders``, drgn 0.0.31+) and ``attach`` can
+    point a Program at the kernel; otherwise, or when it finds nothing, the
+    debuginfod web API (:func:`fetch_debuginfod`).
+    """
+    urls = os.environ.get("DEBUGINFOD_URLS", "").split()
+    if not urls or not build_id:
+        return None
+    if attach is not None:
+        path = _drgn_debuginfod(attach)
+        if path is not None:
+            return path
+    return fetch_debuginfod(build_id, urls)
+
+
+def _drgn_debuginfod(attach: Callable[[drgn.Program], None]) -> str | None:
+    prog = drgn.Program()
+    try:
+        if "debuginfod" not in prog.registered_debug_info_finders():
+            return None
+    except AttributeError:  # drgn < 0.0.31: no debug info finder API
+        return None
+    log = logging.getLogger("drgn")
+    level = log.level
+    log.setLevel(logging.CRITICAL)  # "missing debugging symbols": we say it ourselves
+    try:
+        attach(prog)
+        prog.set_enabled_debug_info_finders(["debuginfod"])
+        try:
+            prog.load_debug_info(main=True)
+        except drgn.MissingDebugInfoError:
+            pass
+        path = prog.main_module().debug_file_path
+    except Exception:  # any failure here only means: try the web API
+        return None
+    finally:
+        log.setLevel(level)
+    return path if isinstance(path, str) else None
+
+
+def fetch_debuginfod(build_id: str, urls: Iterable[str], timeout: float = 90.0) -> str | None:
+    """GET ``URL/buildid/BUILD_ID/debuginfo`` from each server in turn (the debuginfod
+    web API, debuginfod(8)) into the client cache libdebuginfod uses
+    (``$DEBUGINFOD_CACHE_PATH``, else ~/.cache/debuginfod_client); the path, or None."""
+    if not re.fullmatch(r"[0-9a-f]{8,128}", build_id):
+        return None
+    cache = os.environ.get("DEBUGINFOD_CACHE_PATH") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "debuginfod_client"
+    )
+    path = os.path.join(cache, build_id, "debuginfo")
+    if os.path.isfile(path) and os.path.getsize(path) > 0:  # empty: libdebuginfod's "404"
+        return path
+    for url in urls:
+        try:
+            with urllib.request.urlopen(
+                f"{url.rstrip('/')}/buildid/{build_id}/debuginfo", timeout=timeout
+            ) as resp:
+                os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+                tmp = f"{path}.{os.getpid()}.part"
+                with open(tmp, "wb") as f:
+                    while chunk := resp.read(1 << 20):
+                        f.write(chunk)
+                os.replace(tmp, path)
+                return path
+        except (urllib.error.URLError, OSError, ValueError):
+            continue
     return None
 
 
@@ -170,11 +254,14 @@ def open_vmcore(vmcore: str, vmlinux: str | None = None) -> drgn.Program:
     release = info.vmcoreinfo.get("OSRELEASE", "")
     build_id = info.vmcoreinfo.get("BUILD-ID")
     if vmlinux is None:
-        vmlinux = find_vmlinux(release, build_id)
+        vmlinux = find_vmlinux(release, build_id) or debuginfod_vmlinux(
+            build_id, lambda p: p.set_core_dump(vmcore)
+        )
         if vmlinux is None:
             raise InputError(
-                f"no vmlinux with debug info found for {release} (build-id {build_id}); "
-                "pass --vmlinux (Debian: the linux-image-*-dbg package)"
+                f"no vmlinux with debug info found for {release} (build-id {build_id})"
+                + _debuginfod_note()
+                + "; pass --vmlinux (Debian: the linux-image-*-dbg package)"
             )
     _vet_vmlinux(vmlinux, info, build_id)
     prog = drgn.Program()
@@ -185,6 +272,13 @@ def open_vmcore(vmcore: str, vmlinux: str | None = None) -> drgn.Program:
     _load(prog, vmlinux)
     _check_translation(prog, vmcore)
     return prog
+
+
+def _debuginfod_note() -> str:
+    urls = os.environ.get("DEBUGINFOD_URLS", "").split()
+    if urls:
+        return " on disk or on the debuginfod servers " + " ".join(urls)
+    return " (set DEBUGINFOD_URLS to ask debuginfod servers too)"
 
 
 def _check_translation(prog: drgn.Program, what: str) -> None:
@@ -227,11 +321,14 @@ def open_live(vmlinux: str | None = None) -> drgn.Program:
     release = os.uname().release
     build_id = _running_build_id()
     if vmlinux is None:
-        vmlinux = find_vmlinux(release, build_id)
+        vmlinux = find_vmlinux(release, build_id) or debuginfod_vmlinux(
+            build_id, lambda p: p.set_kernel()
+        )
         if vmlinux is None:
             raise InputError(
-                f"no vmlinux with debug info found for the running kernel {release}; "
-                "pass --vmlinux or install the -dbg package"
+                f"no vmlinux with debug info found for the running kernel {release}"
+                + _debuginfod_note()
+                + "; pass --vmlinux or install the -dbg package"
             )
     _vet_vmlinux(vmlinux, None, build_id)
     prog = drgn.Program()
