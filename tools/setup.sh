@@ -13,6 +13,11 @@ for pair in qemu-system-aarch64:qemu-system-arm dtc:device-tree-compiler cpio:cp
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# The Debian package (debian/, vmcores/deb.py): dpkg-buildpackage and the Build-Depends.
+for pkg in dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-all \
+           python3-setuptools python3-wheel; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
+done
 # cairosvg (PNG maps) loads libcairo at run time
 ldconfig -p 2>/dev/null | grep -q 'libcairo.so.2' || need+=(libcairo2)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
