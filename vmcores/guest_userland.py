@@ -9,7 +9,11 @@ from its distribution. The userland is Debian trixie's arm64 ``python3``,
 closure (resolved with ``apt-cache depends --recurse``), fetched with the
 factory's private apt and unpacked with ``dpkg-deb -x``; /bin, /sbin and /lib
 are links into usr/ (merged /usr), busybox provides the shell, and this
-project's ``rmem_inspect`` package is copied in.
+project's ``rmem_inspect`` package is copied in. ``dpkg`` and ``libc-bin``
+(ldconfig, which dpkg wants in PATH) are in the closure too, and
+/var/lib/dpkg holds the status and file lists of every unpacked package (what
+dpkg would have recorded), so that the guest can ``dpkg -i`` this project's
+.deb (vmcores/deb.py) against real dependencies.
 
 The vmlinux (270-420 MB) does not go into the initramfs: QEMU loads the initrd
 at RAM base + 128 MiB (0x48000000), so a big one would cover the scenarios'
@@ -52,12 +56,12 @@ __all__ = [
 ]
 
 #: What the guest needs; their dependency closure is added.
-GUEST_PACKAGES = ("python3", "python3-drgn", "python3-tabulate")
+GUEST_PACKAGES = ("dpkg", "libc-bin", "python3", "python3-drgn", "python3-tabulate")
 SUITE = "trixie"
 #: The initrd must end below the scenarios' first carveout (QEMU puts it at 0x48000000).
 INITRD_LIMIT = 0x50000000 - 0x48000000
 #: Bump when the layout of the userland changes.
-USERLAND_VERSION = 1
+USERLAND_VERSION = 3
 Log = Callable[[str], None]
 
 
@@ -103,6 +107,39 @@ def _merge_usr(root: Path) -> None:
             top.symlink_to(f"usr/{d}")
 
 
+def _dpkg_database(root: Path, debs: list[Path]) -> None:
+    """/var/lib/dpkg as dpkg leaves it after installing ``debs``: each package's
+    control paragraph with ``Status: install ok installed`` in ``status``, and its
+    paths in ``info/PACKAGE[:ARCH].list``."""
+    db = root / "var" / "lib" / "dpkg"
+    for d in ("info", "updates", "triggers", "alternatives"):
+        (db / d).mkdir(parents=True, exist_ok=True)
+    (root / "var" / "log").mkdir(parents=True, exist_ok=True)  # dpkg.log
+    paragraphs = []
+    for deb in debs:
+        control = subprocess.run(
+            ["dpkg-deb", "-f", str(deb)], capture_output=True, text=True, check=True
+        ).stdout.rstrip("\n")
+        fields = dict(re.findall(r"^([\w-]+): (.*)$", control, re.M))
+        lines = control.splitlines()
+        paragraphs.append("\n".join([lines[0], "Status: install ok installed", *lines[1:]]))
+        name = fields["Package"]
+        if fields.get("Multi-Arch") == "same":
+            name += ":" + fields["Architecture"]
+        listing = subprocess.run(
+            ["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True
+        ).stdout
+        paths = []
+        for line in listing.splitlines():
+            path = line.split(" -> ")[0].split()[-1].lstrip(".").rstrip("/") or "/."
+            paths.append(path)
+        (db / "info" / f"{name}.list").write_text("\n".join(paths) + "\n")
+    (db / "status").write_text("\n\n".join(paragraphs) + "\n")
+    (db / "available").write_text("")
+    (db / "diversions").write_text("")
+    (db / "statoverride").write_text("")
+
+
 def build_userland(cache: Path, log: Log = print) -> tuple[Path, list[dict[str, str]]]:
     """The unpacked trixie arm64 userland (cached); returns (root, packages used)."""
     apt = PrivateApt(cache / "apt", SUITE, host_mirror())
@@ -133,6 +170,7 @@ def build_userland(cache: Path, log: Log = print) -> tuple[Path, list[dict[str, 
     for p in debs:
         _extract(p.file, tmp / "root")
     _merge_usr(tmp / "root")
+    _dpkg_database(tmp / "root", [Path(p.file) for p in debs])
     pkgs = [{"name": p.name, "version": p.version, "sha256": p.sha256} for p in debs]
     (tmp / "packages.json").write_text(json.dumps(pkgs, indent=1) + "\n")
     tmp.replace(out)
@@ -246,18 +284,22 @@ def pack_initramfs(
     passwd: str,
     sh_link: bool = False,
     log: Log = print,
+    files: dict[str, Path] | None = None,
 ) -> Path:
     """Build (or reuse) ``out_dir/<release>-<key>.cpio.zst``: the unpacked ``root``, then
     busybox, ``modules`` (loaded in that order, as ``/modules/order`` says) and
     ``extra_modules`` (name -> file) in /modules, rmem_inspect in /opt/rmem, ``passwd``
-    and ``init`` as /init. ``sh_link`` adds /usr/bin/sh -> busybox. The key hashes every
-    input file, so a change to any of them builds a new archive."""
+    and ``init`` as /init. ``sh_link`` adds /usr/bin/sh -> busybox; ``files`` maps more
+    paths in the guest to host files. The key hashes every input file, so a change to
+    any of them builds a new archive."""
     pkg_dir = Path(__file__).resolve().parent.parent / "rmem_inspect"
     h = hashlib.sha256()
     for blob in (init.encode(), str(root).encode(), busybox.read_bytes()):
         h.update(blob)
     for m in [*extra_modules.values(), *modules]:
         h.update(m.read_bytes())
+    for dest, src in sorted((files or {}).items()):
+        h.update(dest.encode() + src.read_bytes())
     for p in _package_files(pkg_dir):
         h.update(str(p.relative_to(pkg_dir)).encode() + p.read_bytes())
     out = out_dir / f"{release}-{h.hexdigest()[:16]}.cpio.zst"
@@ -285,6 +327,10 @@ def pack_initramfs(
             q = dst / p.relative_to(pkg_dir)
             q.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(p, q)
+        for dest, src in (files or {}).items():
+            q = extra / dest.lstrip("/")
+            q.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, q)
         for d in ("proc", "sys", "dev", "tmp", "root", "etc"):
             (extra / d).mkdir(exist_ok=True)
         (extra / "etc" / "passwd").write_text(passwd)
@@ -311,10 +357,12 @@ def guest_files(
     init_script: str,
     cache: Path,
     log: Log = print,
+    deb: Path | None = None,
 ) -> GuestFiles:
     """Build (or reuse) the zstd initramfs: userland, busybox, modules, rmem_inspect, /init.
 
     ``init_script`` may use ``@VMLINUX_SIZE@``, replaced by the vmlinux's size in bytes.
+    ``deb`` (this project's package) goes to /opt/rmem-inspect.deb.
     """
     root, pkgs = build_userland(cache, log)
     modules = _kernel_modules(kernel, ("virtio_mmio", "virtio_blk"), cache)
@@ -332,5 +380,6 @@ def guest_files(
         {"qemu_fw_cfg.ko": Path(kernel.fw_cfg_module)},
         passwd="root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
         log=log,
+        files={"/opt/rmem-inspect.deb": deb} if deb is not None else None,
     )
     return GuestFiles(out, disk, size, pkgs)

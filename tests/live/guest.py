@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vmcores.build import Guest, compile_scenario, qemu_version, virt_dts
+from vmcores.deb import build_deb
 from vmcores.debian import SERIES, Kernel, fetch_busybox, fetch_kernel
 from vmcores.guest_userland import GuestFiles, guest_files
 from vmcores.manifest import default_cache
@@ -78,6 +79,13 @@ run not_root_fallback python3 -c "$drop; runpy.run_module('rmem_inspect', run_na
 umount /proc
 run no_kcore $ri check --live --vmlinux /tmp/vmlinux --format json
 mount -t proc proc /proc
+# The board install: this project's .deb with Debian's dpkg (by path: this busybox sh
+# runs its own dpkg and env applets first), then the installed command.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+run dpkg_install /usr/bin/dpkg -i /opt/rmem-inspect.deb
+unset PYTHONPATH
+run installed /usr/bin/rmem-inspect check --live --vmlinux /tmp/vmlinux --format json
+run installed_where python3 -c "import rmem_inspect; print(rmem_inspect.__file__)"
 echo RMEM-LIVE-READY
 while true; do sleep 3600; done
 """
@@ -151,7 +159,11 @@ def run_guest(series: str, scenario: str, with_qemu: bool = True) -> GuestRun:
     if series not in _PREPARED:  # apt resolution costs seconds: once per session
         kernel = fetch_kernel(SERIES[series], cache, quiet)
         busybox, _ = fetch_busybox(cache, quiet)
-        _PREPARED[series] = (kernel, guest_files(kernel, busybox, INIT_SCRIPT, cache, quiet))
+        deb = build_deb(cache)
+        _PREPARED[series] = (
+            kernel,
+            guest_files(kernel, busybox, INIT_SCRIPT, cache, quiet, deb=deb),
+        )
     kernel, files = _PREPARED[series]
     qver = qemu_version()
     work = Path(tempfile.mkdtemp(prefix=f"rmem-live-{series}-{scenario}-"))

@@ -70,6 +70,25 @@ def test_live_equals_dump(series: str, scenario: str) -> None:
 
 
 @pytest.mark.parametrize("series,scenario", CASES, ids=IDS)
+def test_installed_deb_equals_dump(series: str, scenario: str) -> None:
+    """The board install: the project's .deb (vmcores/deb.py) installed with dpkg against
+    the guest's real python3-drgn and python3-tabulate, then the installed command."""
+    run = guest_run(series, scenario)
+    inst = run.runs["dpkg_install"]
+    assert inst.rc == 0, (inst.stdout, inst.stderr)
+    assert "Setting up rmem-inspect" in inst.stdout, inst.stdout
+    assert inst.stderr == "", inst.stderr
+    where = run.runs["installed_where"]
+    assert where.stdout.startswith("/usr/lib/python3/dist-packages/rmem_inspect/"), where
+    installed = run.runs["installed"]
+    assert installed.rc == run.dump.rc, installed.stderr
+    assert triples(installed.json()) == triples(run.dump.json())
+    assert [c["code"] for c in installed.json()["causes"]] == [
+        c["code"] for c in run.dump.json()["causes"]
+    ]
+
+
+@pytest.mark.parametrize("series,scenario", CASES, ids=IDS)
 def test_userland_kept_off_the_carveouts(series: str, scenario: str) -> None:
     """The initramfs ends below 0x50000000 and no allocation failed that did not
     fail in the factory's 1 GiB boot of the same scenario."""
