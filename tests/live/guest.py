@@ -69,6 +69,13 @@ run() {
 ri="python3 -m rmem_inspect"
 run drgn python3 -c "import drgn, sys; print(drgn.__version__, sys.version.split()[0])"
 run live $ri check --live --vmlinux /tmp/vmlinux --format json
+# drgn without a vmlinux: the kernel's own kallsyms (drgn 0.0.30+), a lookup of a data symbol.
+run kallsyms python3 -c "
+import drgn
+from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
+p = drgn.Program(); p.set_kernel()
+p.register_symbol_finder('kallsyms', load_vmlinux_kallsyms(p), enable_index=0)
+print(p.symbol('memblock'))"
 run fallback $ri report --live --no-debug-info --format json
 run no_debug_info $ri check --live --format json
 drop="import os, runpy, sys; os.setgid(65534); os.setuid(65534); sys.argv[0] = 'rmem_inspect'"

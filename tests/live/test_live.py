@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """
-The live tier: rmem_inspect inside a real arm64 guest (Debian kernels 6.1 and
-6.12, trixie's python3-drgn 0.0.31) as root on /proc/kcore, the no-debug-info
+The live tier: rmem_inspect inside a real arm64 guest (Debian kernels 6.1, 6.12
+and 7.3, trixie's python3-drgn 0.0.31) as root on /proc/kcore, the no-debug-info
 fallback in the same guest, ``--qemu`` from the host on the running guest, and
 the ELF dump of that same boot as the reference.
 
@@ -26,7 +26,7 @@ from vmcores.manifest import load_manifests
 
 pytestmark = pytest.mark.live
 
-SERIES = tuple(os.environ.get("RMEM_LIVE_SERIES", "6.1,6.12").split(","))
+SERIES = tuple(os.environ.get("RMEM_LIVE_SERIES", "6.1,6.12,7.x").split(","))
 SCENARIOS = tuple(os.environ.get("RMEM_LIVE_SCENARIOS", "overflow").split(","))
 CASES = [(k, s) for k in SERIES for s in SCENARIOS]
 IDS = [f"{k}-{s}" for k, s in CASES]
@@ -67,6 +67,19 @@ def test_live_equals_dump(series: str, scenario: str) -> None:
     # The boot itself behaved as the kernel facts say this scenario does.
     errors = {(c, r) for c, r, s in triples(lj) if s in ("error", "warning")}
     assert errors == expected_findings(scenario, series)
+
+
+@pytest.mark.parametrize("series,scenario", CASES, ids=IDS)
+def test_board_drgn_reads_kallsyms(series: str, scenario: str) -> None:
+    """The board's drgn 0.0.31 without a vmlinux: the running kernel's kallsyms, data
+    symbols included (Debian's 6.12 and 7.3 have CONFIG_KALLSYMS_ALL, 6.1 has not). On a
+    live 7.3 kernel this works with 0.0.31; with a vmlinux the whole check does (above)."""
+    run = guest_run(series, scenario)
+    r = run.runs["kallsyms"]
+    if series == "6.1":
+        assert r.rc != 0 and "memblock" in r.stderr, (r.stdout, r.stderr)
+    else:
+        assert r.rc == 0 and "Symbol(name='memblock'" in r.stdout, (r.stdout, r.stderr)
 
 
 @pytest.mark.parametrize("series,scenario", CASES, ids=IDS)
