@@ -64,6 +64,7 @@ CODES: dict[str, tuple[str, str]] = {
     "RMEM-CMA-MISSING": ("error", "reusable shared-dma-pool without a CMA area"),
     "RMEM-DISABLED": ("info", 'status = "disabled" node, skipped on purpose'),
     "RMEM-OUTSIDE-RAM": ("info", "region (partly) outside every memblock.memory bank"),
+    "RMEM-CMA-CMDLINE": ("info", "linux,cma-default pool replaced by cma= on purpose"),
     "RMEM-DT-FORMAT": ("error", "/reserved-memory has cells/ranges the kernel rejects"),
     "RMEM-DT-DIVERGED": ("info", "the live devicetree differs from the boot FDT"),
     "RMEM-MEMBLOCK-UNAVAILABLE": ("warning", "memblock arrays freed or unreadable"),
@@ -265,6 +266,10 @@ _LOG_PATTERNS = {
     "overlap": re.compile(r"^(\S+) \((0x[0-9a-f]+)--(0x[0-9a-f]+)\) overlaps with (\S+) "),
     # arch/arm64/mm/init.c early_mem()
     "mem_limit": re.compile(r"^Memory limited to (\d+)MB"),
+    # kernel/dma/contiguous.c rmem_cma_setup() (6.1, 6.12)
+    "cma_bypass": re.compile(r"Reserved memory: bypass (\S+) node, using cmdline CMA params"),
+    # kernel/dma/contiguous.c __rmem_cma_verify_node() (7.x)
+    "cma_skip": re.compile(r'Skipping dt linux,cma-default node in favor for "cma=" kernel'),
 }
 
 
@@ -283,6 +288,8 @@ _LOG_LITERALS = {
     "only_first": " <base size> entries, only the first",
     "overlap": ") overlaps with ",
     "mem_limit": "Memory limited to ",
+    "cma_bypass": "Reserved memory: bypass ",
+    "cma_skip": "Skipping dt linux,cma-default node",
 }
 
 #: A run of node-name characters: a token of a log line that may name a region.
@@ -772,9 +779,11 @@ def _drop_cause(c: _Ctx, r: DtRegion, saved_rank: int | None) -> tuple[str, list
                 log.event_lines["not_enough"][:1]
                 + [f"({len(log.event_lines['not_enough'])} such lines)"],
             )
-    if rm is not None and rm.capacity is not None and rm.count == rm.capacity:
+    # a dynamic array is sized to what the early scan counted, so count == capacity is its
+    # usual state: "full" only when the kernel said so
+    if log.event_lines["not_enough"]:
         return (
-            f"reserved_mem array full ({rm.capacity} entries)",
+            f"reserved_mem array full ({rm.capacity if rm else '?'} entries)",
             log.event_lines["not_enough"][:2],
         )
     if not log.available:
@@ -832,6 +841,8 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
             rank += 1
         if rm is None:
             continue
+        if r.cma_default and c.rm_trusted and _check_cma_cmdline(c, r, views):
+            continue  # given way to cma= on purpose: nothing else to judge
         if not c.rm_trusted:
             # Not found in a reserved_mem that did not read: unknown, not "dropped".
             if r.name not in c.by_name and r.name in views:
@@ -1152,13 +1163,72 @@ def _check_cma(c: _Ctx, r: DtRegion, e: RmemEntry) -> None:
     )
 
 
+def _cma_gave_way(c: _Ctx, r: DtRegion) -> tuple[list[str], str] | None:
+    """
+    Did ``r``, a linux,cma-default pool, give way to ``cma=`` on the command line? The
+    kernel's rule (kernel/dma/contiguous.c, ``size_cmdline != -1``): on 6.1 and 6.12
+    rmem_cma_setup() logs "Reserved memory: bypass %s node, using cmdline CMA params
+    instead" and fails with -EBUSY, so fdt_init_reserved_mem() frees the pool's memory
+    and keeps its entry without ops; on 7.x __rmem_cma_verify_node() logs 'Skipping dt
+    linux,cma-default node in favor for "cma=" kernel param.' and the early scan never
+    reserves it. (The log lines that say so, the cma= argument), or None.
+    """
+    lines = c.log.named("cma_bypass", r.name) + c.log.event_lines["cma_skip"][:1]
+    found = re.findall(r"(?:^|\s)(cma=\S+)", c.snap.kernel.cmdline or "")
+    arg = found[-1] if found else "cma="
+    if lines:
+        return lines, arg
+    if not c.log.available and found:
+        return [], arg  # the kernel's own predicate, from the command line
+    return None
+
+
+def _check_cma_cmdline(c: _Ctx, r: DtRegion, views: dict[str, RegionView]) -> bool:
+    gave_way = _cma_gave_way(c, r)
+    if gave_way is None:
+        return False
+    lines, arg = gave_way
+    e = c.by_name.get(r.name)
+    default = [a for a in c.snap.cma or [] if a.is_default]
+    instead = (
+        f"; the default CMA area is '{default[0].name}' {_fmt(default[0].base, default[0].size)}"
+        f" from {arg}"
+        if default
+        else ""
+    )
+    if e is not None:
+        what = (
+            f"the kernel bypassed the devicetree's default CMA pool, returned its "
+            f"{_human(e.size)} to the page allocator and kept its reserved_mem entry without ops"
+        )
+    else:
+        what = "the kernel skipped the devicetree's default CMA pool and never reserved it"
+    c.add(
+        "RMEM-CMA-CMDLINE",
+        r.name,
+        f"{r.name} gave way to {arg} on the kernel command line, on purpose: {what}{instead}; "
+        "drop cma= from the boot loader's command line to use the devicetree pool.",
+        cmdline=arg,
+        tracked=e is not None,
+        entry=(f"[{e.index}] base {e.base:#x} size {e.size:#x} ops {e.ops}" if e else None),
+        cma_areas=[f"{a.name} {_fmt(a.base, a.size)}" for a in c.snap.cma or []],
+        log=lines,
+        rule="kernel/dma/contiguous.c: a linux,cma-default node gives way to cma= "
+        "(size_cmdline != -1)",
+    )
+    if r.name in views:
+        views[r.name].verdict = "skipped"
+        views[r.name].tracked = e is not None
+    return True
+
+
 def _check_dropped_cma(c: _Ctx) -> None:
     """A reusable pool the kernel dropped has no CMA area either."""
     if c.dt is None or c.snap.cma is None or not c.rm_trusted:
         return
     for r in c.dt.regions:
         if r.reusable and r.available and "shared-dma-pool" in r.compatible:
-            if r.name in c.by_name:
+            if r.name in c.by_name or (r.cma_default and _cma_gave_way(c, r) is not None):
                 continue
             default = [a for a in c.snap.cma if a.is_default]
             c.add(

@@ -371,6 +371,8 @@ class _Kernel:
         for b, s in extra_reserved:
             self.memblock.reserve(b, s)
         self.mem_reserve = mem_reserve
+        #: ``cma=`` on the command line (kernel/dma/contiguous.c size_cmdline != -1).
+        self.cma_cmdline = False
         self.log: list[LogLine] = []
         self.entries: list[_Entry] = []
         self.capacity = MAX_RESERVED_REGIONS
@@ -380,6 +382,20 @@ class _Kernel:
         self.children: list[_Node] = []
         if self.rmem is not None:
             self.children = [_Node(c.name, c.props, i) for i, c in enumerate(self.rmem.children)]
+
+    def cma_gives_way(self, node: _Node) -> bool:
+        """7.x __rmem_cma_verify_node(): a reusable linux,cma-default node is skipped,
+        with -EBUSY, when cma= is on the command line (it logs why, every time)."""
+        if not (
+            self.cma_cmdline
+            and node.compatible("shared-dma-pool")
+            and node.reusable
+            and not node.nomap
+            and node.has("linux,cma-default")
+        ):
+            return False
+        self.pr('Skipping dt linux,cma-default node in favor for "cma=" kernel param.', "")
+        return True
 
     # -- log --------------------------------------------------------------
     def pr(self, text: str, prefix: str = RMEM_PREFIX) -> None:
@@ -470,6 +486,8 @@ class _Kernel:
                 return 0, 0, f"invalid alignment property (length {len(prop)})"
             align = _cells(prop, self.ac, 0)
         nomap = node.nomap
+        if self.layout == "node-ops" and self.cma_gives_way(node):
+            return 0, 0, "skipped in favour of cma= on the command line"
         if node.compatible("shared-dma-pool") and node.reusable and not nomap:
             align = max(align, self.cma_alignment)
         ranges = node.props.get("alloc-ranges")
@@ -511,7 +529,18 @@ class _Kernel:
         ops: str | None = None
         failed = False
         if node.compatible("shared-dma-pool"):
-            if node.reusable and not node.nomap:
+            if (
+                self.layout != "node-ops"
+                and self.cma_cmdline
+                and node.reusable
+                and node.has("linux,cma-default")
+            ):
+                # rmem_cma_setup() (6.1, 6.12) tests the command line first
+                self.pr(
+                    f"Reserved memory: bypass {e.name} node, using cmdline CMA params instead", ""
+                )
+                failed = True
+            elif node.reusable and not node.nomap:
                 if (e.base | e.size) % self.cma_alignment:
                     self.pr("Reserved memory: incorrect alignment of CMA region", "")
                     failed = True
@@ -677,6 +706,9 @@ class _Kernel:
             pairs = self.reg_entries(node)
             if pairs is None:
                 err = "ENOENT"
+            elif node_ops and self.cma_gives_way(node):
+                self.place(node, "dropped", "skipped in favour of cma= on the command line")
+                err = "EBUSY"
             elif not node_ops and len(reg or b"") % self.t_len:
                 self.pr(f"Reserved memory: invalid reg property in '{node.name}', skipping node.")
                 self.place(node, "dropped", f"invalid reg property (length {len(reg or b'')})")
@@ -729,6 +761,8 @@ class _Kernel:
                 continue
             pairs = self.reg_entries(node)
             if pairs is None or (not node_ops and len(reg) % self.t_len):
+                continue
+            if node_ops and self.cma_gives_way(node):
                 continue
             if not pairs:
                 # 6.12 reads past an empty reg: what it saves is undefined.
@@ -885,6 +919,7 @@ def preflight(
         for b, s in usable[1:]:
             k.memblock.add(b, s)
     cmdline = _bootargs(blob.root) if cmdline is None else cmdline
+    k.cma_cmdline = re.search(r"(?:^|\s)cma=", cmdline) is not None
     limit = mem_limit(cmdline)
     if limit is not None:
         k.log.append(LogLine(text=f"Memory limited to {limit >> 20}MB"))

@@ -26,6 +26,9 @@ Debian's 6.1.176, 6.12.117 and 7.3.4), not from this tool's output:
   #size-cells differ from the root's: nothing is reserved, marked or tracked, on
   every series; 7.x then counts 0 regions and keeps reserved_mem at the init array
   on purpose (no RMEM-ARRAY-NOT-DYNAMIC).
+- kernel/dma/contiguous.c: with cma= on the command line a linux,cma-default pool
+  gives way on purpose: 6.1/6.12 bypass it in rmem_cma_setup() (memory freed, entry
+  kept without ops), 7.x skips it in the early scan (never reserved).
 - /memreserve/ entries are memblock-reserved before the scan on 6.1 and after it on
   6.12+ (early_init_fdt_scan_reserved_mem()): a no-map region over one is refused
   (-EBUSY) on 6.1 only.
@@ -53,6 +56,7 @@ CLEAN = (
     "banks",
     "highmem",
     "kaslr",
+    "cma-cmdline",
 )
 
 Pair = tuple[str, str | None]
@@ -151,6 +155,10 @@ def expected_info(scenario: str, series: str) -> set[Pair]:
     if scenario == "consumers":
         out.add(("RMEM-DISABLED", "old-fb@51000000"))
     out |= _both(("RMEM-OUTSIDE-RAM",), OUTSIDE_RAM.get(scenario, ()))
+    if scenario == "cma-cmdline":
+        # linux,cma-default gives way to cma= on every series (bypassed on 6.1/6.12,
+        # skipped by the early scan on 7.x): on purpose, so info
+        out.add(("RMEM-CMA-CMDLINE", "linux,cma"))
     return out
 
 

@@ -208,6 +208,23 @@ FACTS: dict[str, list[Fact]] = {
         Fact(ALL, r"crashkernel reserved: 0x[0-9a-f]+ - 0x[0-9a-f]+ \(64 MB\)", 1),
         Fact(ALL, r"cma: Reserved 16 MiB at 0x[0-9a-f]+", 1, "cma=16M on the command line"),
     ],
+    "cma-cmdline": [
+        Fact(
+            ("6.1", "6.12"),
+            r"^Reserved memory: bypass linux,cma node, using cmdline CMA params instead$",
+            1,
+            "rmem_cma_setup() gives the DT default pool up for cma=",
+        ),
+        Fact(("6.1", "6.12"), r"node linux,cma compatible matching fail", 1, "its memory freed"),
+        Fact(
+            ("7.x",),
+            r'^Skipping dt linux,cma-default node in favor for "cma=" kernel param\.$',
+            1,
+            "__rmem_cma_verify_node() skips it in the early scan",
+        ),
+        Fact(ALL, DT_CMA_POOL, 0, "no CMA pool from the DT"),
+        Fact(ALL, r"cma: Reserved 16 MiB at 0x[0-9a-f]+", 1, "the default area from cma=16M"),
+    ],
 }
 
 

@@ -541,6 +541,19 @@ def _memreserve() -> Scenario:
     )
 
 
+def _cma_cmdline() -> Scenario:
+    base = _baseline()
+    return Scenario(
+        name="cma-cmdline",
+        description="the baseline board with cma=16M from the boot loader: 6.1/6.12 keep the "
+        "DT's linux,cma-default pool and ignore cma=, 7.x skips the DT pool in favour of cma=",
+        regions=base.regions,
+        consumers=base.consumers,
+        append="cma=16M",
+        tags=("board",),
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -561,6 +574,7 @@ SCENARIOS: dict[str, Scenario] = {
         _highmem(),
         _kaslr(),
         _memreserve(),
+        _cma_cmdline(),
     )
 }
 

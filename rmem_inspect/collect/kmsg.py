@@ -25,7 +25,9 @@ RELEVANT = re.compile(
     r"overlaps with|assigned reserved memory node|DMA memory pool|CMA memory pool|"
     r"^Memory: \d+K/|NUMA: |memblock|"
     # arm64 early_mem() (mem=), reserve_crashkernel(): reservations beside reserved_mem
-    r"^Memory limited to \d+MB|^crashkernel reserved: "
+    r"^Memory limited to \d+MB|^crashkernel reserved: |"
+    # kernel/dma/contiguous.c (7.x): the DT default CMA pool gives way to cma=
+    r"^Skipping dt linux,cma-default node"
 )
 
 

@@ -346,3 +346,25 @@ def test_nomap_refused_over_memreserve_names_it() -> None:
     snap.log = [x for x in snap.log if "failed to reserve" not in x.text]
     (f,) = [x for x in checks.run(snap).findings if x.code == "RMEM-NOMAP-MISSING"]
     assert "cause" not in f.evidence and "-EBUSY" not in f.message
+
+
+@pytest.mark.parametrize("series", ["6.1", "6.12", "7.x"])
+def test_cma_default_gives_way_to_cma_cmdline(series: str) -> None:
+    """kernel/dma/contiguous.c: linux,cma-default yields to cma= on purpose."""
+    snap = load(series, "cma-cmdline")
+    report = checks.run(snap)
+    assert report.exit_status() == 0
+    (f,) = [x for x in report.findings if x.region == "linux,cma"]
+    assert f.code == "RMEM-CMA-CMDLINE" and f.severity == "info"
+    assert f.evidence["tracked"] == (series != "7.x")
+    views = {v.name: v for v in report.regions}
+    assert views["linux,cma"].verdict == "skipped"
+    # without the kernel's line, the command line alone is not enough when a log exists
+    assert snap.log is not None
+    snap.log = [x for x in snap.log if "bypass" not in x.text and "Skipping dt" not in x.text]
+    codes_now = {x.code for x in checks.run(snap).findings if x.region == "linux,cma"}
+    assert "RMEM-CMA-CMDLINE" not in codes_now and codes_now
+    # with no log at all, the kernel's predicate on the command line decides
+    snap.log = None
+    codes_now = {x.code for x in checks.run(snap).findings if x.region == "linux,cma"}
+    assert codes_now == {"RMEM-CMA-CMDLINE"}
