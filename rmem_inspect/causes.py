@@ -21,11 +21,12 @@ it by the kernel's own code:
   -EBUSY by early_init_dt_reserve_memory() (drivers/of/of_reserved_mem.c, 6.1:
   drivers/of/fdt.c; the kernel logs "failed to reserve memory for node"), so
   RMEM-NOMAP-MISSING and then RMEM-NOMAP-MAPPED follow from the RMEM-OVERLAP;
-- a region-less finding can explain every region it names: the static array
-  being full (RMEM-STATIC-ARRAY at error: fdt_reserved_mem_save_node() logs "not
-  enough space for all defined regions." and returns) explains each RMEM-DROPPED
-  carrying that log line; a /reserved-memory node the kernel rejects
-  (RMEM-DT-FORMAT) explains every RMEM-DROPPED.
+- a finding about the whole array or node explains the regions it hit: the static
+  array being full (RMEM-STATIC-ARRAY at error: fdt_reserved_mem_save_node() logs
+  "not enough space for all defined regions." and returns) explains each
+  RMEM-DROPPED carrying that log line; a /reserved-memory node the kernel rejects
+  (RMEM-DT-FORMAT: __reserved_mem_check_root() fails and the scan returns before
+  any child) explains every RMEM-DROPPED, and every no-map never applied.
 
 The remaining (root) findings are grouped by code and by the finding's ``cause``
 evidence with its numbers masked ("this node is number 65" and "... 66" are one
@@ -52,6 +53,10 @@ CONSEQUENCES: dict[str, frozenset[str]] = {
     "RMEM-UNALLOCATED": frozenset({"RMEM-CMA-MISSING", "RMEM-CONSUMER-ORPHAN"}),
     "RMEM-NOMAP-MISSING": frozenset({"RMEM-NOMAP-MAPPED"}),
 }
+
+#: What a rejected /reserved-memory node (RMEM-DT-FORMAT) causes: none of its regions is
+#: reserved, tracked or marked no-map.
+_NODE_IGNORED = frozenset({"RMEM-DROPPED", "RMEM-NOMAP-MISSING", "RMEM-NOMAP-MAPPED"})
 
 #: Kernel log lines (drivers/of/of_reserved_mem.c, drivers/of/fdt.c) that say why.
 _ARRAY_FULL = "not enough space for all defined regions"
@@ -235,15 +240,18 @@ def root_causes(report: Report) -> list[Cause]:
             g = findings[j]
             if g.code == "RMEM-NOMAP-MISSING" and _logs_say(g, _RESERVE_FAILED):
                 parent.setdefault(j, i)
-    # Region-less findings that explain regions.
+    # Findings about the whole node or array that explain regions.
     for i, f in enumerate(findings):
-        if f.region is not None or f.severity == "info":
+        if f.severity == "info":
             continue
         for j, g in enumerate(findings):
-            if g.code != "RMEM-DROPPED" or j in parent:
+            if j == i or j in parent:
                 continue
-            if f.code == "RMEM-DT-FORMAT" or (
-                f.code == "RMEM-STATIC-ARRAY" and _logs_say(g, _ARRAY_FULL)
+            if (f.code == "RMEM-DT-FORMAT" and g.code in _NODE_IGNORED) or (
+                f.code == "RMEM-STATIC-ARRAY"
+                and f.region is None
+                and g.code == "RMEM-DROPPED"
+                and _logs_say(g, _ARRAY_FULL)
             ):
                 parent[j] = i
 

@@ -63,6 +63,8 @@ CODES: dict[str, tuple[str, str]] = {
     "RMEM-CONSUMER-ORPHAN": ("error", "memory-region points at an untracked region"),
     "RMEM-CMA-MISSING": ("error", "reusable shared-dma-pool without a CMA area"),
     "RMEM-DISABLED": ("info", 'status = "disabled" node, skipped on purpose'),
+    "RMEM-OUTSIDE-RAM": ("info", "region (partly) outside every memblock.memory bank"),
+    "RMEM-CMA-CMDLINE": ("info", "linux,cma-default pool replaced by cma= on purpose"),
     "RMEM-DT-FORMAT": ("error", "/reserved-memory has cells/ranges the kernel rejects"),
     "RMEM-DT-DIVERGED": ("info", "the live devicetree differs from the boot FDT"),
     "RMEM-MEMBLOCK-UNAVAILABLE": ("warning", "memblock arrays freed or unreadable"),
@@ -173,7 +175,7 @@ class RangeSet:
         out_starts: list[int] = []
         out_ends: list[int] = []
         add_start, add_end = out_starts.append, out_ends.append
-        last = -1
+        last = starts[0] - 1 if starts else 0  # below every start, even a corrupt negative one
         for base, end in zip(starts, ends, strict=True):
             if base > last:
                 add_start(base)
@@ -228,6 +230,18 @@ class RangeSet:
         i = bisect.bisect_left(self.ends, base + 1)
         return i < len(self.starts) and self.starts[i] < base + size
 
+    def pieces(self, base: int, size: int) -> list[tuple[int, int]]:
+        """The parts (base, size) of [base, base + size) inside the union."""
+        end = base + size
+        out = []
+        i = max(0, bisect.bisect_right(self.starts, base) - 1)
+        while i < len(self.starts) and self.starts[i] < end:
+            lo, hi = max(base, self.starts[i]), min(end, self.ends[i])
+            if lo < hi:
+                out.append((lo, hi - lo))
+            i += 1
+        return out
+
     def containing(self, base: int) -> tuple[int, int] | None:
         i = bisect.bisect_right(self.starts, base) - 1
         if i >= 0 and base < self.ends[i]:
@@ -250,6 +264,12 @@ _LOG_PATTERNS = {
     "ignores": re.compile(r"ignores (\d+) regions in node '([^']+)'"),
     "only_first": re.compile(r"node '([^']+)' has (\d+) <base size> entries, only the first"),
     "overlap": re.compile(r"^(\S+) \((0x[0-9a-f]+)--(0x[0-9a-f]+)\) overlaps with (\S+) "),
+    # arch/arm64/mm/init.c early_mem()
+    "mem_limit": re.compile(r"^Memory limited to (\d+)MB"),
+    # kernel/dma/contiguous.c rmem_cma_setup() (6.1, 6.12)
+    "cma_bypass": re.compile(r"Reserved memory: bypass (\S+) node, using cmdline CMA params"),
+    # kernel/dma/contiguous.c __rmem_cma_verify_node() (7.x)
+    "cma_skip": re.compile(r'Skipping dt linux,cma-default node in favor for "cma=" kernel'),
 }
 
 
@@ -267,6 +287,9 @@ _LOG_LITERALS = {
     "ignores": " regions in node '",
     "only_first": " <base size> entries, only the first",
     "overlap": ") overlaps with ",
+    "mem_limit": "Memory limited to ",
+    "cma_bypass": "Reserved memory: bypass ",
+    "cma_skip": "Skipping dt linux,cma-default node",
 }
 
 #: A run of node-name characters: a token of a log line that may name a region.
@@ -403,8 +426,12 @@ class _Ctx:
             self.reserved = RangeSet.of_memblock(mb.reserved)
             self.nomap = RangeSet.of_memblock(mb.memory, nomap_bit)
             self.covered = self.reserved.union(self.nomap)
+            #: RAM as the kernel saw it: every memblock.memory region, NOMAP or not.
+            self.memory = RangeSet.of_memblock(mb.memory)
         else:
-            self.reserved = self.nomap = self.covered = RangeSet([])
+            self.reserved = self.nomap = self.covered = self.memory = RangeSet([])
+        #: Why the kernel rejects /reserved-memory as a whole (empty: it does not).
+        self.rejected_root = _rejected_root(self.dt)
         #: Each DT region with its kind, availability and reg ranges, worked out once
         #: for every pass (properties and lists cost per call, and 10,000 regions add up).
         self.regions: list[tuple[DtRegion, str, bool, list[tuple[str, int, int]]]] = []
@@ -481,6 +508,37 @@ def _dt_ranges(r: DtRegion) -> list[tuple[str, int, int]]:
     if len(r.reg) == 1:
         return [(r.name, r.reg[0][0], r.reg[0][1])]
     return [(r.name if i == 0 else f"{r.name}[{i}]", b, s) for i, (b, s) in enumerate(r.reg)]
+
+
+def _rejected_root(dt: DtInfo | None) -> list[str]:
+    """
+    What makes the kernel ignore the whole /reserved-memory node:
+    __reserved_mem_check_root() (drivers/of/fdt.c up to 6.11, of_reserved_mem.c from
+    6.12 on; the same in every generation) wants #size-cells and #address-cells equal
+    to the root's and a ``ranges`` property. When it fails, fdt_scan_reserved_mem()
+    logs "Reserved memory: unsupported node format, ignoring" and returns: nothing
+    is reserved, marked no-map or saved, and the late scan refuses the node again.
+    """
+    if dt is None or not dt.has_reserved_memory:
+        return []
+    bad = []
+    if dt.reserved_memory_address_cells != dt.root_address_cells:
+        bad.append(
+            f"#address-cells {dt.reserved_memory_address_cells} (root: {dt.root_address_cells})"
+        )
+    if dt.reserved_memory_size_cells != dt.root_size_cells:
+        bad.append(f"#size-cells {dt.reserved_memory_size_cells} (root: {dt.root_size_cells})")
+    if not dt.reserved_memory_has_ranges:
+        bad.append("no ranges property")
+    return bad
+
+
+#: What RMEM-DT-FORMAT and the drops it causes rest on.
+REJECTED_ROOT_RULE = (
+    "__reserved_mem_check_root() (drivers/of/of_reserved_mem.c; drivers/of/fdt.c up to "
+    "6.11): #size-cells and #address-cells of /reserved-memory must equal the root's and "
+    "ranges must be present, else the kernel ignores the whole node"
+)
 
 
 def _rm_trusted(rm: ReservedMemState) -> bool:
@@ -600,14 +658,33 @@ def _check_array(c: _Ctx) -> None:
         "init_array_pages_freed": f"{rm.init_array_pages_freed}/{rm.init_array_pages}",
         "pages": rm.init_array_page_evidence[:4],
     }
-    if rm.points_to_init_array and has_regions:
+    # alloc_reserved_mem_array() (drivers/of/of_reserved_mem.c, 6.12+) allocates
+    # total_reserved_mem_cnt entries, and nothing at all when that count is 0 ("if
+    # (!total_reserved_mem_cnt) return 0;"): the early scan counted no valid region, or
+    # rejected the whole node ("unsupported node format" sets the count to 0 from 7.2
+    # on). reserved_mem then stays at the init array, with reserved_mem_count 0, on
+    # purpose. Only a kernel that counted regions and kept the init array failed.
+    counted_none = rm.capacity == 0
+    if rm.points_to_init_array and has_regions and not counted_none:
+        failed = c.log.event_lines["array_alloc_failed"][:2]
+        if failed:
+            why = "the kernel log says the allocation failed, and the kernel dropped every region"
+        elif c.log.available:
+            why = (
+                "the kernel log has no 'Failed to allocate memory for reserved_mem array' "
+                "line to say why"
+            )
+        else:
+            why = "the kernel log was not available to say why"
         c.add(
             "RMEM-ARRAY-NOT-DYNAMIC",
             None,
             "reserved_mem still points at the init-time reserved_mem_array although the "
-            f"devicetree defines {wanted} regions: the dynamic array was never allocated "
-            "(see the kernel log for 'Failed to allocate memory for reserved_mem array').",
-            log=c.log.event_lines["array_alloc_failed"][:2],
+            f"kernel counted {rm.capacity} regions (total_reserved_mem_cnt) and the devicetree "
+            f"defines {wanted}: the dynamic array was never allocated; {why}.",
+            log=failed,
+            rule="alloc_reserved_mem_array() allocates total_reserved_mem_cnt entries and "
+            "repoints reserved_mem; it skips the allocation only when that count is 0",
             **ev,
         )
     if rm.points_to_init_array and (rm.count or 0) > 0:
@@ -655,6 +732,13 @@ def _drop_cause(c: _Ctx, r: DtRegion, saved_rank: int | None) -> tuple[str, list
     """Why the kernel did not track ``r``, with the log lines that say so."""
     rm = c.snap.reserved_mem
     log = c.log
+    if c.rejected_root:
+        return (
+            "the kernel ignored the whole /reserved-memory node ("
+            + "; ".join(c.rejected_root)
+            + "), so nothing in it was reserved or tracked",
+            log.event_lines["unsupported"][:2],
+        )
     if r.invalid:
         return "invalid property: " + "; ".join(r.invalid), log.by_region.get(r.name, [])[:3]
     lines = log.named("too_many_dynamic", r.name)
@@ -695,9 +779,11 @@ def _drop_cause(c: _Ctx, r: DtRegion, saved_rank: int | None) -> tuple[str, list
                 log.event_lines["not_enough"][:1]
                 + [f"({len(log.event_lines['not_enough'])} such lines)"],
             )
-    if rm is not None and rm.capacity is not None and rm.count == rm.capacity:
+    # a dynamic array is sized to what the early scan counted, so count == capacity is its
+    # usual state: "full" only when the kernel said so
+    if log.event_lines["not_enough"]:
         return (
-            f"reserved_mem array full ({rm.capacity} entries)",
+            f"reserved_mem array full ({rm.capacity if rm else '?'} entries)",
             log.event_lines["not_enough"][:2],
         )
     if not log.available:
@@ -710,24 +796,20 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
     rm = c.snap.reserved_mem
     if dt is None:
         return
-    if dt.has_reserved_memory:
-        bad = []
-        if dt.reserved_memory_address_cells != dt.root_address_cells:
-            bad.append(
-                f"#address-cells {dt.reserved_memory_address_cells} (root: "
-                f"{dt.root_address_cells})"
-            )
-        if dt.reserved_memory_size_cells != dt.root_size_cells:
-            bad.append(f"#size-cells {dt.reserved_memory_size_cells} (root: {dt.root_size_cells})")
-        if not dt.reserved_memory_has_ranges:
-            bad.append("no ranges property")
-        if bad:
-            c.add(
-                "RMEM-DT-FORMAT",
-                "/reserved-memory",
-                "the kernel ignores the whole /reserved-memory node: " + "; ".join(bad) + ".",
-                log=c.log.event_lines["unsupported"][:1],
-            )
+    if c.rejected_root:
+        hit = [r.name for r, _, ok, _ in c.regions if ok]
+        c.add(
+            "RMEM-DT-FORMAT",
+            "/reserved-memory",
+            "the kernel ignores the whole /reserved-memory node: "
+            + "; ".join(c.rejected_root)
+            + f"; none of its {len(hit)} available regions is reserved or tracked: give it "
+            "the root's #address-cells and #size-cells and an empty ranges.",
+            problems=c.rejected_root,
+            rule=REJECTED_ROOT_RULE,
+            regions=hit[:16],
+            log=c.log.event_lines["unsupported"][:2],
+        )
     # Rank of each node among those the 6.1 kernel saves (okay nodes with reg or size).
     rank = 0
     consumers_of: dict[str, list[str]] = {}
@@ -759,6 +841,8 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
             rank += 1
         if rm is None:
             continue
+        if r.cma_default and c.rm_trusted and _check_cma_cmdline(c, r, views):
+            continue  # given way to cma= on purpose: nothing else to judge
         if not c.rm_trusted:
             # Not found in a reserved_mem that did not read: unknown, not "dropped".
             if r.name not in c.by_name and r.name in views:
@@ -775,6 +859,7 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
                 and view.size == e.size
                 and not r.nomap
                 and (e.ops is not None or _GENERIC_INIT.isdisjoint(r.compatible))
+                and c.memory.covers(e.base, e.size)
             ):
                 # tracked where the devicetree says, reserved, initialised (or needing
                 # no init): nothing _check_tracked() could report
@@ -819,9 +904,13 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
                 "allocation failed"
                 if c.log.named("alloc_failed", r.name)
                 else (
-                    "it was never allocated (dropped before allocation)"
-                    if e is None
-                    else "its reserved_mem entry has size 0"
+                    "the kernel ignored the whole /reserved-memory node"
+                    if c.rejected_root
+                    else (
+                        "it was never allocated (dropped before allocation)"
+                        if e is None
+                        else "its reserved_mem entry has size 0"
+                    )
                 )
             )
             c.add(
@@ -922,6 +1011,8 @@ def _check_tracked(c: _Ctx, r: DtRegion, kind: str, e: RmemEntry, view: RegionVi
         )
         if not covered or (r.nomap and not c.nomap.covers(e.base, e.size)):
             _check_placement(c, r.name, e, nomap=r.nomap)
+        if not c.memory.covers(e.base, e.size):
+            _check_outside_ram(c, r.name, e, r.nomap)
     failed = c.log.named("match_fail", r.name) if c.log.events["match_fail"] else []
     if failed or (
         e.ops is None and e.size and not c.derived and not _GENERIC_INIT.isdisjoint(r.compatible)
@@ -942,7 +1033,13 @@ def _check_tracked(c: _Ctx, r: DtRegion, kind: str, e: RmemEntry, view: RegionVi
 def _check_placement(c: _Ctx, name: str, e: RmemEntry, nomap: bool) -> None:
     if not c.memblock_ok:
         return
-    if not c.covered.covers(e.base, e.size):
+    # early_init_dt_reserve_memory() (drivers/of/fdt.c up to 6.11, of_reserved_mem.c
+    # from 6.12 on) never memblock_reserve()s a no-map range: it only
+    # memblock_mark_nomap()s it, which flags the memory that exists and skips the rest
+    # ("don't worry if the region isn't memory as it won't be mapped"). So only the
+    # parts of a no-map region inside memblock.memory can be reserved or NOMAP.
+    ram = c.memory.pieces(e.base, e.size) if nomap else [(e.base, e.size)]
+    if not all(c.covered.covers(b, s) for b, s in ram):
         c.add(
             "RMEM-NOT-RESERVED",
             name,
@@ -951,15 +1048,106 @@ def _check_placement(c: _Ctx, name: str, e: RmemEntry, nomap: bool) -> None:
             memblock=c.memblock_region_evidence(e.base, e.size),
             log=c.log.named("match_fail", name),
         )
-    if nomap and not c.nomap.covers(e.base, e.size):
+    if nomap and not all(c.nomap.covers(b, s) for b, s in ram):
+        refused = c.log.named("reserve_failed", name)
+        cause = (
+            "the kernel refused the no-map with -EBUSY: the range was already memblock-reserved "
+            "when the early scan reached it"
+            if refused
+            else None
+        )
         c.add(
             "RMEM-NOMAP-MISSING",
             name,
             f"{name} has no-map in the devicetree but memblock.memory has no MEMBLOCK_NOMAP "
-            f"over {_fmt(e.base, e.size)}: the kernel maps it and may touch it.",
+            f"over {_fmt(e.base, e.size)}: the kernel maps it and may touch it"
+            + (f" ({cause}{_reserved_first(c, name, e)})" if cause else "")
+            + ".",
             memblock=c.memblock_region_evidence(e.base, e.size),
-            log=c.log.named("reserve_failed", name),
+            cause=cause,
+            reserved_before=_reserved_before(c, name, e) if cause else None,
+            log=refused,
         )
+
+
+def _reserved_before(c: _Ctx, name: str, e: RmemEntry) -> list[str]:
+    """What memblock had reserved over ``e`` before the early scan reached its node:
+    /memreserve/ entries (reserved before the scan up to 6.11, after it from 6.12 on:
+    early_init_fdt_scan_reserved_mem() in drivers/of/fdt.c) and the static regions
+    earlier in devicetree order (fdt_scan_reserved_mem() reserves in that order)."""
+    out = []
+    rm = c.snap.reserved_mem
+    fdt = c.snap.fdt
+    if fdt is not None and rm is not None and rm.layout == "static-array":
+        for b, s in fdt.mem_reserve:
+            if b < e.base + e.size and e.base < b + s:
+                out.append(f"/memreserve/ {_fmt(b, s)}")
+    for r, kind, ok, ranges in c.regions:
+        if r.name == name:
+            break
+        if ok and kind == "static" and not r.nomap:
+            for n, b, s in ranges:
+                if s and b < e.base + e.size and e.base < b + s:
+                    out.append(f"{n} {_fmt(b, s)}")
+    return out
+
+
+def _reserved_first(c: _Ctx, name: str, e: RmemEntry) -> str:
+    first = _reserved_before(c, name, e)
+    return f", by {', '.join(first[:3])}" if first else ""
+
+
+def _check_outside_ram(c: _Ctx, name: str, e: RmemEntry, nomap: bool) -> None:
+    """RMEM-OUTSIDE-RAM (info): a tracked region that is not all RAM. The kernel
+    accepts such a no-map region on purpose (see _check_placement()); a mapped one is
+    memblock_reserve()d all the same, and the page allocator never sees it."""
+    inside = sum(s for _, s in c.memory.pieces(e.base, e.size))
+    if inside == e.size:
+        return
+    part = "" if inside == 0 else f" ({_human(e.size - inside)} of {_human(e.size)})"
+    mb = c.snap.memblock
+    banks = RangeSet.of_memblock(mb.memory if mb else [])
+    end = banks.ends[-1] if banks.ends else 0
+    limit = _mem_limit(c.snap.kernel.cmdline)
+    limited = c.log.event_lines["mem_limit"][-1:]
+    why = ""
+    if (limit or limited) and e.base + e.size > end:
+        said = limit + " on the kernel command line" if limit else f"'{limited[0]}' (kernel log)"
+        why = (
+            f"; {said} cut memblock.memory at {end:#x} before the reserved-memory scan "
+            "(arm64_memblock_init())"
+        )
+    c.add(
+        "RMEM-OUTSIDE-RAM",
+        name,
+        f"{name} {_fmt(e.base, e.size)} lies outside RAM{part}: no memblock.memory bank "
+        f"covers it{why}; "
+        + (
+            "the kernel accepts a no-map region there on purpose and neither reserves nor "
+            "marks it."
+            if nomap
+            else "memblock_reserve() records it all the same and the page allocator never "
+            "sees it."
+        ),
+        memory=[_fmt(b, end - b) for b, end in zip(banks.starts, banks.ends, strict=True)][:8],
+        cmdline=limit or None,
+        log=limited,
+        rule=(
+            "early_init_dt_reserve_memory(): a no-map range that is not memory is accepted "
+            "(\"don't worry if the region isn't memory as it won't be mapped\")"
+            if nomap
+            else None
+        ),
+    )
+
+
+_MEM_LIMIT = re.compile(r"(?:^|\s)(mem=\S+)")
+
+
+def _mem_limit(cmdline: str | None) -> str:
+    """The last ``mem=`` argument of the command line (early_mem() keeps the last)."""
+    found = _MEM_LIMIT.findall(cmdline or "")
+    return found[-1] if found else ""
 
 
 def _check_cma(c: _Ctx, r: DtRegion, e: RmemEntry) -> None:
@@ -975,13 +1163,72 @@ def _check_cma(c: _Ctx, r: DtRegion, e: RmemEntry) -> None:
     )
 
 
+def _cma_gave_way(c: _Ctx, r: DtRegion) -> tuple[list[str], str] | None:
+    """
+    Did ``r``, a linux,cma-default pool, give way to ``cma=`` on the command line? The
+    kernel's rule (kernel/dma/contiguous.c, ``size_cmdline != -1``): on 6.1 and 6.12
+    rmem_cma_setup() logs "Reserved memory: bypass %s node, using cmdline CMA params
+    instead" and fails with -EBUSY, so fdt_init_reserved_mem() frees the pool's memory
+    and keeps its entry without ops; on 7.x __rmem_cma_verify_node() logs 'Skipping dt
+    linux,cma-default node in favor for "cma=" kernel param.' and the early scan never
+    reserves it. (The log lines that say so, the cma= argument), or None.
+    """
+    lines = c.log.named("cma_bypass", r.name) + c.log.event_lines["cma_skip"][:1]
+    found = re.findall(r"(?:^|\s)(cma=\S+)", c.snap.kernel.cmdline or "")
+    arg = found[-1] if found else "cma="
+    if lines:
+        return lines, arg
+    if not c.log.available and found:
+        return [], arg  # the kernel's own predicate, from the command line
+    return None
+
+
+def _check_cma_cmdline(c: _Ctx, r: DtRegion, views: dict[str, RegionView]) -> bool:
+    gave_way = _cma_gave_way(c, r)
+    if gave_way is None:
+        return False
+    lines, arg = gave_way
+    e = c.by_name.get(r.name)
+    default = [a for a in c.snap.cma or [] if a.is_default]
+    instead = (
+        f"; the default CMA area is '{default[0].name}' {_fmt(default[0].base, default[0].size)}"
+        f" from {arg}"
+        if default
+        else ""
+    )
+    if e is not None:
+        what = (
+            f"the kernel bypassed the devicetree's default CMA pool, returned its "
+            f"{_human(e.size)} to the page allocator and kept its reserved_mem entry without ops"
+        )
+    else:
+        what = "the kernel skipped the devicetree's default CMA pool and never reserved it"
+    c.add(
+        "RMEM-CMA-CMDLINE",
+        r.name,
+        f"{r.name} gave way to {arg} on the kernel command line, on purpose: {what}{instead}; "
+        "drop cma= from the boot loader's command line to use the devicetree pool.",
+        cmdline=arg,
+        tracked=e is not None,
+        entry=(f"[{e.index}] base {e.base:#x} size {e.size:#x} ops {e.ops}" if e else None),
+        cma_areas=[f"{a.name} {_fmt(a.base, a.size)}" for a in c.snap.cma or []],
+        log=lines,
+        rule="kernel/dma/contiguous.c: a linux,cma-default node gives way to cma= "
+        "(size_cmdline != -1)",
+    )
+    if r.name in views:
+        views[r.name].verdict = "skipped"
+        views[r.name].tracked = e is not None
+    return True
+
+
 def _check_dropped_cma(c: _Ctx) -> None:
     """A reusable pool the kernel dropped has no CMA area either."""
     if c.dt is None or c.snap.cma is None or not c.rm_trusted:
         return
     for r in c.dt.regions:
         if r.reusable and r.available and "shared-dma-pool" in r.compatible:
-            if r.name in c.by_name:
+            if r.name in c.by_name or (r.cma_default and _cma_gave_way(c, r) is not None):
                 continue
             default = [a for a in c.snap.cma if a.is_default]
             c.add(
@@ -1010,12 +1257,21 @@ def _check_nomap_mapped(c: _Ctx) -> None:
                 f"page tables over {lm.region} could not be walked: {lm.error}",
             )
         elif lm.mapped_pages:
+            cause = None
+            if c.rejected_root and lm.region not in c.by_name:
+                cause = (
+                    "the kernel ignored the whole /reserved-memory node, so no-map was never "
+                    "applied"
+                )
+            elif c.log.named("reserve_failed", lm.region):
+                cause = "the kernel refused its no-map with -EBUSY, see RMEM-NOMAP-MISSING"
             c.add(
                 "RMEM-NOMAP-MAPPED",
                 lm.region,
                 f"{lm.region} is no-map but {lm.mapped_pages} of {lm.checked_pages} pages "
                 f"checked are mapped in the kernel linear map at {lm.virt:#x}: speculative "
-                "accesses can reach it.",
+                "accesses can reach it" + (f"; {cause}." if cause else "."),
+                cause=cause,
                 virt=f"{lm.virt:#x}",
                 first_mapped_phys=f"{lm.first_mapped:#x}" if lm.first_mapped is not None else None,
             )

@@ -48,6 +48,12 @@ def _add_extra_commands(sub: Any) -> None:
         metavar="BASE:SIZE",
         help="a RAM bank, instead of the DT's memory nodes; repeatable",
     )
+    p.add_argument(
+        "--cmdline",
+        metavar="TEXT",
+        help="the kernel command line (default: /chosen/bootargs of the DTB); its mem= cuts "
+        "RAM before the reserved-memory scan, as arm64 does",
+    )
 
     h = "compare two snapshots, dumps or preflights: regions and findings that changed"
     p = sub.add_parser("diff", help=h, description=h)
@@ -155,6 +161,7 @@ def _preflight(args: argparse.Namespace) -> int:
         args.kernel,
         extra_reserved=_parse_ranges(args.reserve, "--reserve"),
         memory=_parse_ranges(args.memory, "--memory") if args.memory else None,
+        cmdline=args.cmdline,
         source=os.path.abspath(args.dtb),
     )
     out = render(res.report, args.format, evidence=args.evidence)

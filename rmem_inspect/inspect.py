@@ -41,6 +41,22 @@ def _guard(snap: Snapshot, source: str, fn: Callable[[], T]) -> T | None:
         return None
 
 
+def _bounded_string(prog: Program, address: int, limit: int = 4096) -> str | None:
+    """The NUL-terminated string at ``address``, read a chunk at a time and at most
+    ``limit`` bytes (COMMAND_LINE_SIZE is 2048 on arm64); None for a NULL pointer."""
+    if not address:
+        return None
+    out = b""
+    while len(out) < limit:
+        at = address + len(out)
+        chunk = prog.read(at, min(256, 4096 - at % 4096))  # never across a page unasked
+        end = chunk.find(b"\0")
+        if end >= 0:
+            return (out + chunk[:end]).decode(errors="replace")
+        out += chunk
+    return out[:limit].decode(errors="replace")
+
+
 def _kernel_info(prog: Program) -> KernelInfo:
     import drgn
 
@@ -64,12 +80,19 @@ def _kernel_info(prog: Program) -> KernelInfo:
         page_size = 4096
     platform = prog.platform
     name = platform.arch.name if platform is not None else "unknown"
+    cmdline = None
+    try:
+        # char *saved_command_line (init/main.c)
+        cmdline = _bounded_string(prog, prog["saved_command_line"].value_())
+    except DATA_ERRORS:
+        pass
     return KernelInfo(
         release=release,
         arch=arch.get(name, name.lower()),
         page_size=page_size,
         build_id=build_id,
         drgn_version=drgn.__version__,
+        cmdline=cmdline,
     )
 
 

@@ -101,6 +101,8 @@ class KernelInfo:
     build_id: str | None = None
     #: drgn version that read the snapshot (empty for non-drgn sources).
     drgn_version: str = ""
+    #: The kernel command line (``saved_command_line``, /proc/cmdline); None: not read.
+    cmdline: str | None = None
 
 
 @dataclass(slots=True)
@@ -255,6 +257,10 @@ class DtInfo:
     consumers: list[Consumer] = field(default_factory=list)
     #: reg of the /memory nodes.
     memory: list[tuple[int, int]] = field(default_factory=list)
+    #: /memreserve/ entries of the FDT header (base, size): memblock-reserved by
+    #: early_init_fdt_scan_reserved_mem() (drivers/of/fdt.c), before the
+    #: reserved-memory scan up to 6.11, after it from 6.12 on.
+    mem_reserve: list[tuple[int, int]] = field(default_factory=list)
     #: Address of the blob (fdt) and its totalsize, for evidence.
     address: int | None = None
     total_size: int | None = None

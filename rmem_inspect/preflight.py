@@ -45,6 +45,7 @@ first as ``extra_reserved``; the generic ``shared-dma-pool`` and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -75,6 +76,8 @@ __all__ = [
     "Placement",
     "PreflightResult",
     "kernel_sort",
+    "mem_limit",
+    "memparse",
     "preflight",
     "resolve_layout",
 ]
@@ -190,6 +193,27 @@ class _Memblock:
 
     def free(self, base: int, size: int) -> None:
         self.reserved = _subtract(self.reserved, [(base, size)])
+
+    def cap(self, base: int, size: int) -> None:
+        """memblock_cap_memory_range(): keep memory and reservations in [base, base + size)."""
+        self.memory = _intersect(self.memory, [(base, size)])
+        self.reserved = _intersect(self.reserved, [(base, size)])
+
+    def add(self, base: int, size: int) -> None:
+        self.memory = _merge(self.memory + [(base, size)])
+
+    def limit(self, limit: int) -> int | None:
+        """memblock_mem_limit_remove_map(): cap memory where ``limit`` bytes are reached
+        (__find_max_addr()); the address it cut at, None when it cut nothing (a limit of
+        0, "if (!limit) return;", or one beyond RAM)."""
+        if not limit:
+            return None
+        for b, s in self.memory:
+            if limit <= s:
+                self.cap(0, b + limit)
+                return b + limit
+            limit -= s
+        return None
 
     def mark_nomap(self, base: int, size: int) -> None:
         # memblock_mark_nomap() only flags memory that exists.
@@ -348,6 +372,8 @@ class _Kernel:
         for b, s in extra_reserved:
             self.memblock.reserve(b, s)
         self.mem_reserve = mem_reserve
+        #: ``cma=`` on the command line (kernel/dma/contiguous.c size_cmdline != -1).
+        self.cma_cmdline = False
         self.log: list[LogLine] = []
         self.entries: list[_Entry] = []
         self.capacity = MAX_RESERVED_REGIONS
@@ -357,6 +383,20 @@ class _Kernel:
         self.children: list[_Node] = []
         if self.rmem is not None:
             self.children = [_Node(c.name, c.props, i) for i, c in enumerate(self.rmem.children)]
+
+    def cma_gives_way(self, node: _Node) -> bool:
+        """7.x __rmem_cma_verify_node(): a reusable linux,cma-default node is skipped,
+        with -EBUSY, when cma= is on the command line (it logs why, every time)."""
+        if not (
+            self.cma_cmdline
+            and node.compatible("shared-dma-pool")
+            and node.reusable
+            and not node.nomap
+            and node.has("linux,cma-default")
+        ):
+            return False
+        self.pr('Skipping dt linux,cma-default node in favor for "cma=" kernel param.', "")
+        return True
 
     # -- log --------------------------------------------------------------
     def pr(self, text: str, prefix: str = RMEM_PREFIX) -> None:
@@ -447,6 +487,8 @@ class _Kernel:
                 return 0, 0, f"invalid alignment property (length {len(prop)})"
             align = _cells(prop, self.ac, 0)
         nomap = node.nomap
+        if self.layout == "node-ops" and self.cma_gives_way(node):
+            return 0, 0, "skipped in favour of cma= on the command line"
         if node.compatible("shared-dma-pool") and node.reusable and not nomap:
             align = max(align, self.cma_alignment)
         ranges = node.props.get("alloc-ranges")
@@ -488,7 +530,18 @@ class _Kernel:
         ops: str | None = None
         failed = False
         if node.compatible("shared-dma-pool"):
-            if node.reusable and not node.nomap:
+            if (
+                self.layout != "node-ops"
+                and self.cma_cmdline
+                and node.reusable
+                and node.has("linux,cma-default")
+            ):
+                # rmem_cma_setup() (6.1, 6.12) tests the command line first
+                self.pr(
+                    f"Reserved memory: bypass {e.name} node, using cmdline CMA params instead", ""
+                )
+                failed = True
+            elif node.reusable and not node.nomap:
                 if (e.base | e.size) % self.cma_alignment:
                     self.pr("Reserved memory: incorrect alignment of CMA region", "")
                     failed = True
@@ -632,7 +685,9 @@ class _Kernel:
         # fdt_reserve_elfcorehdr() comes first (no elfcorehdr here); /memreserve/ after the scan.
         if self.rmem is None:
             self._memreserve()
-            self.capacity = 0
+            # fdt_scan_reserved_mem() sets total_reserved_mem_cnt to 0 here from 7.x on;
+            # 6.12 returns -ENODEV and leaves it at MAX_RESERVED_REGIONS
+            self.capacity = 0 if node_ops else MAX_RESERVED_REGIONS
             self.pr("Reserved memory: No reserved-memory node in the DT")
             return
         if not self.check_root():
@@ -652,6 +707,9 @@ class _Kernel:
             pairs = self.reg_entries(node)
             if pairs is None:
                 err = "ENOENT"
+            elif node_ops and self.cma_gives_way(node):
+                self.place(node, "dropped", "skipped in favour of cma= on the command line")
+                err = "EBUSY"
             elif not node_ops and len(reg or b"") % self.t_len:
                 self.pr(f"Reserved memory: invalid reg property in '{node.name}', skipping node.")
                 self.place(node, "dropped", f"invalid reg property (length {len(reg or b'')})")
@@ -705,6 +763,8 @@ class _Kernel:
             pairs = self.reg_entries(node)
             if pairs is None or (not node_ops and len(reg) % self.t_len):
                 continue
+            if node_ops and self.cma_gives_way(node):
+                continue
             if not pairs:
                 # 6.12 reads past an empty reg: what it saves is undefined.
                 self.place(node, "dropped", "reg is empty")
@@ -739,6 +799,49 @@ class _Kernel:
     def _memreserve(self) -> None:
         for b, s in self.mem_reserve:
             self.memblock.reserve(b, s)
+
+
+#: memparse() suffixes (lib/cmdline.c).
+_MEMPARSE = {"k": 10, "m": 20, "g": 30, "t": 40, "p": 50, "e": 60}
+
+
+def memparse(text: str) -> int:
+    """lib/cmdline.c memparse(): a number (0x.. or decimal) with an optional K/M/G/T/P/E."""
+    m = re.match(r"(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)([kKmMgGtTpPeE]?)", text)
+    if m is None:
+        raise InputError(f"cannot parse memory size {text!r} (like the kernel's memparse)")
+    digits, suffix = m.groups()
+    value = (
+        int(digits, 0)
+        if not digits.startswith("0") or digits.lower().startswith("0x")
+        else int(digits, 8)
+    )
+    return value << _MEMPARSE.get(suffix.lower(), 0)
+
+
+def mem_limit(cmdline: str) -> int | None:
+    """``memory_limit`` from the command line: arm64's early_mem() (arch/arm64/mm/init.c)
+    parses every ``mem=``, the last one wins, rounded down to a page."""
+    found = re.findall(r"(?:^|\s)mem=(\S+)", cmdline)
+    return (memparse(found[-1]) & ~(PAGE_SIZE - 1)) if found else None
+
+
+def _usable_memory(root: RawNode) -> list[tuple[int, int]]:
+    """/chosen/linux,usable-memory-range in root cells, at most MAX_USABLE_RANGES (2)
+    entries (drivers/of/fdt.c early_init_dt_check_for_usable_mem_range())."""
+    chosen = next((c for c in root.children if c.name == "chosen"), None)
+    prop = chosen.props.get("linux,usable-memory-range") if chosen is not None else None
+    if not prop:
+        return []
+    ac = _root_cells(root, "#address-cells", 1)
+    sc = _root_cells(root, "#size-cells", 1)
+    return [(b, s) for b, s in _pairs(prop, ac, sc) if s][:2]
+
+
+def _bootargs(root: RawNode) -> str:
+    chosen = next((c for c in root.children if c.name == "chosen"), None)
+    raw = chosen.props.get("bootargs", b"") if chosen is not None else b""
+    return raw.split(b"\0", 1)[0].decode(errors="replace")
 
 
 def _root_cells(root: RawNode, prop: str, default: int) -> int:
@@ -776,6 +879,7 @@ def preflight(
     *,
     extra_reserved: Iterable[tuple[int, int]] = (),
     memory: Iterable[tuple[int, int]] | None = None,
+    cmdline: str | None = None,
     cma_alignment: int = CMA_MIN_ALIGNMENT_BYTES,
     source: str = "",
 ) -> PreflightResult:
@@ -787,7 +891,10 @@ def preflight(
     :param extra_reserved: Ranges memblock-reserved before the scan (kernel image,
         initramfs, the DTB itself), which a DTB does not describe.
     :param memory: RAM banks (base, size), instead of the DT's memory nodes (boot
-        loaders often fill those in at boot).
+        loaders often fill those in at boot). /chosen/linux,usable-memory-range is
+        applied on top, as the kernel does.
+    :param cmdline: The kernel command line (default: /chosen/bootargs); its ``mem=``
+        cuts memory before the scan, as arm64_memblock_init() does.
     :param cma_alignment: CMA_MIN_ALIGNMENT_BYTES of the target kernel.
     :raises InputError: the blob is not a valid DTB, has no memory and none was
         given, or the layout is unknown.
@@ -798,6 +905,7 @@ def preflight(
     except FdtError as e:
         raise InputError(f"not a valid devicetree blob: {e}") from None
     dt: DtInfo = decode_tree(blob.root, "fdt")
+    dt.mem_reserve = list(blob.mem_reserve)
     banks = list(memory) if memory is not None else [r for r in dt.memory if r[1]]
     if not banks:
         raise InputError(
@@ -805,6 +913,19 @@ def preflight(
             "boot): give the RAM banks with --memory BASE:SIZE"
         )
     k = _Kernel(layout, blob.root, blob.mem_reserve, list(extra_reserved), cma_alignment, banks)
+    # setup_machine_fdt() -> early_init_dt_scan(): the usable ranges cap memory first;
+    # then arm64_memblock_init() applies mem= and ends with the reserved-memory scan.
+    usable = _usable_memory(blob.root)
+    if usable:
+        k.memblock.cap(*usable[0])
+        for b, s in usable[1:]:
+            k.memblock.add(b, s)
+    cmdline = _bootargs(blob.root) if cmdline is None else cmdline
+    k.cma_cmdline = re.search(r"(?:^|\s)cma=", cmdline) is not None
+    limit = mem_limit(cmdline)
+    if limit is not None:
+        k.log.append(LogLine(text=f"Memory limited to {limit >> 20}MB"))
+        k.memblock.limit(limit)
     if layout == "static-array":
         k.run_static()
     else:
@@ -829,11 +950,17 @@ def preflight(
         max_regions=MAX_RESERVED_REGIONS,
         array_address=0,
         entry_size=0,
-        points_to_init_array=False if layout != "static-array" else None,
+        # alloc_reserved_mem_array() allocates nothing when total_reserved_mem_cnt is 0,
+        # and the late scan returns before it when there is no /reserved-memory node
+        points_to_init_array=(
+            None if layout == "static-array" else (k.capacity == 0 or k.rmem is None)
+        ),
         entries=entries,
     )
     snap = Snapshot(
-        kernel=KernelInfo(release=f"preflight ({layout})", arch="arm64", page_size=PAGE_SIZE),
+        kernel=KernelInfo(
+            release=f"preflight ({layout})", arch="arm64", page_size=PAGE_SIZE, cmdline=cmdline
+        ),
         source={"kind": "preflight", "dtb": source, "layout": layout},
         reserved_mem=rm,
         memblock=_memblock_state(k.memblock),

@@ -46,6 +46,7 @@ VERDICT_COLOURS: dict[str, str] = {
     "dropped": "#e53935",
     "error": "#b71c1c",
     "disabled": "#bdbdbd",
+    "skipped": "#90a4ae",
 }
 _VERDICT_TEXT = {
     "ok": "tracked",
@@ -55,6 +56,7 @@ _VERDICT_TEXT = {
     "dropped": "dropped",
     "error": "other error",
     "disabled": "disabled",
+    "skipped": "skipped on purpose",
 }
 
 _FONT = "DejaVu Sans Mono, monospace"

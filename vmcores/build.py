@@ -37,7 +37,14 @@ from pathlib import Path
 
 from vmcores.debian import SERIES, FetchError, Kernel, Package, fetch_busybox, fetch_kernel
 from vmcores.manifest import DumpManifest, default_cache
-from vmcores.scenarios import EXTRA_SCENARIOS, SCENARIOS, Scenario, overlay_dts
+from vmcores.scenarios import (
+    DEFAULT_MEMORY,
+    EXTRA_SCENARIOS,
+    SCENARIOS,
+    Scenario,
+    memreserve_dts,
+    overlay_dts,
+)
 
 __all__ = ["BuildError", "build", "main"]
 
@@ -73,6 +80,20 @@ while true; do sleep 3600; done
 
 class BuildError(RuntimeError):
     pass
+
+
+def machine(scenario: Scenario | None) -> list[str]:
+    """MACHINE with the scenario's RAM size."""
+    if scenario is None or scenario.memory == DEFAULT_MEMORY:
+        return list(MACHINE)
+    out = list(MACHINE)
+    out[out.index("-m") + 1] = f"{scenario.memory >> 20}M"
+    return out
+
+
+def append(scenario: Scenario | None) -> str:
+    """The kernel command line: APPEND and the scenario's own arguments."""
+    return f"{APPEND} {scenario.append}" if scenario is not None and scenario.append else APPEND
 
 
 Log = Callable[[str], None]
@@ -138,6 +159,10 @@ def compile_scenario(scenario: Scenario, base_dts: str, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     dts = out_dir / "board.dts"
     dtb = out_dir / "board.dtb"
+    head = memreserve_dts(scenario)
+    if head:
+        # /memreserve/ must stand before the root node: right after the version tag
+        base_dts = base_dts.replace("/dts-v1/;\n", "/dts-v1/;\n" + head, 1)
     dts.write_text(base_dts + overlay_dts(scenario))
     p = subprocess.run(
         ["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", str(dtb), str(dts)],
@@ -187,7 +212,14 @@ def make_initramfs(kernel: Kernel, busybox: Path, cache: Path) -> Path:
 class Guest:
     """One QEMU process with its serial log and QMP socket."""
 
-    def __init__(self, kernel: Kernel, initrd: Path, dtb: Path, workdir: Path) -> None:
+    def __init__(
+        self,
+        kernel: Kernel,
+        initrd: Path,
+        dtb: Path,
+        workdir: Path,
+        scenario: Scenario | None = None,
+    ) -> None:
         self.workdir = workdir
         self.console = workdir / "console.log"
         # UNIX socket paths are limited to 108 bytes: keep the socket in /tmp.
@@ -195,7 +227,7 @@ class Guest:
         self.qmp_path = Path(self._sockdir) / "qmp.sock"
         self.command = [
             "qemu-system-aarch64",
-            *MACHINE,
+            *machine(scenario),
             "-kernel",
             kernel.vmlinuz,
             "-initrd",
@@ -203,7 +235,7 @@ class Guest:
             "-dtb",
             str(dtb),
             "-append",
-            APPEND,
+            append(scenario),
             "-device",
             "vmcoreinfo",
             "-display",
@@ -317,8 +349,8 @@ def build_one(
                     [p.sha256 for p in kernel.packages],
                     _sha256_file(initrd),
                     qver,
-                    MACHINE,
-                    APPEND,
+                    machine(scenario),
+                    append(scenario),
                 ]
             ).encode()
         )
@@ -335,7 +367,7 @@ def build_one(
         mpath.unlink(missing_ok=True)
         vmcore.unlink(missing_ok=True)
 
-        guest = Guest(kernel, initrd, dtb, out)
+        guest = Guest(kernel, initrd, dtb, out, scenario)
         t0 = time.monotonic()
         log(f"{tag} booting {kernel.release}")
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 __all__ = [
@@ -74,7 +74,10 @@ class DumpManifest:
         if d.get("format") != FORMAT:
             raise ValueError(f"{path}: manifest format {d.get('format')}, expected {FORMAT}")
         d["directory"] = str(path.parent)
-        return cls(**d)
+        # the cache is shared by checkouts of different ages: a newer builder's extra
+        # fields are not this one's business (the dump itself is judged by its key)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def load_manifests(cache: Path | None = None) -> list[DumpManifest]:

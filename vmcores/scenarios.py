@@ -24,15 +24,21 @@ __all__ = [
     "Region",
     "SCENARIOS",
     "Scenario",
+    "memreserve_dts",
     "overlay_dts",
 ]
 
 KiB = 1024
 MiB = 1024 * KiB
 
-#: /chosen/kaslr-seed used by every scenario, so that layouts are reproducible.
-#: (QEMU's random rng-seed is deleted for the same reason.)
+#: /chosen/kaslr-seed used by every scenario but ``kaslr``, so that layouts are
+#: reproducible. (QEMU's random rng-seed is deleted for the same reason.)
 KASLR_SEED = (0x0, 0x5EED1234)
+#: Where QEMU's virt machine puts RAM.
+RAM_BASE = 0x40000000
+GiB = 1024 * MiB
+#: Guest RAM of every scenario that does not say otherwise (QEMU -m).
+DEFAULT_MEMORY = 1 * GiB
 
 
 @dataclass(frozen=True)
@@ -65,19 +71,23 @@ class Region:
     def label(self) -> str:
         return "rm_" + "".join(c if c.isalnum() else "_" for c in self.name)
 
-    def dts(self) -> str:
+    def dts(self, cells: tuple[int, int] = (2, 2)) -> str:
+        """The node, with ``cells`` = (#address-cells, #size-cells) of its parent."""
+        ac, sc = cells
         props: list[str] = []
         if self.compatible:
             props.append("compatible = " + ", ".join(f'"{c}"' for c in self.compatible) + ";")
         if self.reg:
-            props.append("reg = " + ", ".join(_cells2(b, s) for b, s in self.reg) + ";")
+            props.append("reg = " + ", ".join(_pair(b, s, ac, sc) for b, s in self.reg) + ";")
         if self.size is not None:
-            props.append(f"size = <{_hi(self.size)} {_lo(self.size)}>;")
+            props.append(f"size = <{_cells(self.size, sc)}>;")
         if self.alignment is not None:
-            props.append(f"alignment = <{_hi(self.alignment)} {_lo(self.alignment)}>;")
+            props.append(f"alignment = <{_cells(self.alignment, sc)}>;")
         if self.alloc_ranges:
             props.append(
-                "alloc-ranges = " + ", ".join(_cells2(b, s) for b, s in self.alloc_ranges) + ";"
+                "alloc-ranges = "
+                + ", ".join(_pair(b, s, ac, sc) for b, s in self.alloc_ranges)
+                + ";"
             )
         if self.reusable:
             props.append("reusable;")
@@ -124,29 +134,59 @@ class Scenario:
     #: False: the DT has no /reserved-memory node at all.
     reserved_memory_node: bool = True
     tags: tuple[str, ...] = field(default=())
+    #: Guest RAM (QEMU ``-m``), always at 0x40000000 on ``virt``; the DT's memory
+    #: node is rewritten to match, so that preflight sees what the kernel saw.
+    memory: int = DEFAULT_MEMORY
+    #: Extra kernel command line (``mem=``, ``crashkernel=``, ``cma=``).
+    append: str = ""
+    #: /chosen/linux,usable-memory-range: how a board gives the kernel several
+    #: banks under QEMU 7.2, which replaces the DT's memory nodes with one node
+    #: (drivers/of/fdt.c early_init_dt_check_for_usable_mem_range(): the first
+    #: range caps memory, the second is added; at most two).
+    usable_memory: tuple[tuple[int, int], ...] = ()
+    #: #address-cells and #size-cells written into /reserved-memory (the root's
+    #: are 2 and 2 on virt); the kernel rejects the node when they differ.
+    rmem_cells: tuple[int, int] = (2, 2)
+    #: /chosen/kaslr-seed.
+    kaslr_seed: tuple[int, int] = KASLR_SEED
+    #: /memreserve/ entries of the FDT header (base, size).
+    memreserve: tuple[tuple[int, int], ...] = ()
 
 
-def _hi(v: int) -> str:
-    return f"0x{v >> 32:x}"
+def _cells(v: int, n: int) -> str:
+    """``v`` as ``n`` 32-bit cells (dtc truncates nothing: a value too large is a bug)."""
+    if v >> (32 * n):
+        raise ValueError(f"{v:#x} does not fit in {n} cells")
+    return " ".join(f"0x{(v >> (32 * i)) & 0xFFFFFFFF:x}" for i in reversed(range(n)))
 
 
-def _lo(v: int) -> str:
-    return f"0x{v & 0xFFFFFFFF:x}"
+def _pair(base: int, size: int, ac: int = 2, sc: int = 2) -> str:
+    return f"<{_cells(base, ac)} {_cells(size, sc)}>"
 
 
-def _cells2(base: int, size: int) -> str:
-    return f"<{_hi(base)} {_lo(base)} {_hi(size)} {_lo(size)}>"
+def memreserve_dts(scenario: Scenario) -> str:
+    """``/memreserve/`` lines: they must stand before the root node, after /dts-v1/."""
+    return "".join(f"/memreserve/ {b:#x} {s:#x};\n" for b, s in scenario.memreserve)
 
 
 def overlay_dts(scenario: Scenario) -> str:
     """DTS text that, appended to the decompiled virt DT, adds the scenario."""
     out = ["\n/* rmem_inspect vmcore factory scenario: " + scenario.name + " */\n", "/ {\n"]
     out.append("\tchosen {\n\t\t/delete-property/ rng-seed;\n")
-    out.append(f"\t\tkaslr-seed = <{KASLR_SEED[0]:#x} {KASLR_SEED[1]:#x}>;\n\t}};\n")
+    seed = scenario.kaslr_seed
+    out.append(f"\t\tkaslr-seed = <{seed[0]:#x} {seed[1]:#x}>;\n")
+    if scenario.usable_memory:
+        ranges = ", ".join(_pair(b, s) for b, s in scenario.usable_memory)
+        out.append(f"\t\tlinux,usable-memory-range = {ranges};\n")
+    out.append("\t};\n")
+    if scenario.memory != DEFAULT_MEMORY:
+        # QEMU rewrites the memory node at boot; the DTB says the same for preflight
+        out.append(f"\tmemory@40000000 {{\n\t\treg = {_pair(RAM_BASE, scenario.memory)};\n\t}};\n")
     if scenario.reserved_memory_node:
+        ac, sc = scenario.rmem_cells
         out.append("\treserved-memory {\n")
-        out.append("\t\t#address-cells = <2>;\n\t\t#size-cells = <2>;\n\t\tranges;\n")
-        out.extend(r.dts() for r in scenario.regions)
+        out.append(f"\t\t#address-cells = <{ac}>;\n\t\t#size-cells = <{sc}>;\n\t\tranges;\n")
+        out.extend(r.dts(scenario.rmem_cells) for r in scenario.regions)
         out.append("\t};\n")
     by_name = {r.name: r for r in scenario.regions}
     out.extend(c.dts(by_name) for c in scenario.consumers)
@@ -367,6 +407,153 @@ def _consumers() -> Scenario:
     )
 
 
+# --------------------------------------------------------------------------
+# Real-board situations: memory that is not all RAM, command lines, cells, KASLR,
+# and the reservations a boot makes beside reserved_mem.
+
+
+def _nomap_outside_ram() -> Scenario:
+    return Scenario(
+        name="nomap-outside-ram",
+        description="no-map firmware in SRAM below RAM and a no-map region straddling the "
+        "start of RAM: the kernel accepts no-map ranges that are not memory on purpose",
+        regions=(
+            _static("sram-fw", 0x0E000000, 1 * MiB, nomap=True),
+            _static("boot-fw", 0x3FF00000, 2 * MiB, nomap=True),
+            _static("vpu", 0x50400000, 4 * MiB),
+            _dynamic("dsp-pool", 8 * MiB, alignment=4 * MiB, alloc_ranges=(POOL_WINDOW,)),
+        ),
+        tags=("clean", "board"),
+    )
+
+
+#: The two banks of the ``banks`` scenario, with a 128 MiB hole between them.
+BANKS = ((0x40000000, 512 * MiB), (0x68000000, 384 * MiB))
+
+
+def _banks() -> Scenario:
+    return Scenario(
+        name="banks",
+        description="two memory banks with a hole between them (linux,usable-memory-range): "
+        "no-map and plain carveouts in the hole, pools and CMA in the second bank",
+        regions=(
+            _static("vpu", 0x50400000, 4 * MiB),
+            _static("hole-fw", 0x62000000, 2 * MiB, nomap=True),
+            _static("hole-buf", 0x64000000, 1 * MiB),
+            _static("bank2-fw", 0x70000000, 2 * MiB, nomap=True),
+            _dynamic(
+                "dsp-pool", 8 * MiB, alignment=4 * MiB, alloc_ranges=((0x68000000, 128 * MiB),)
+            ),
+            CMA_DEFAULT,
+        ),
+        usable_memory=BANKS,
+        tags=("clean", "board"),
+    )
+
+
+def _mem_limit() -> Scenario:
+    return Scenario(
+        name="mem-limit",
+        description="mem=768M from the boot loader: a no-map and a plain carveout above the "
+        "limit (kept as the kernel decides) and a pool whose window lies above it (fails)",
+        regions=(
+            _static("vpu", 0x50400000, 4 * MiB),
+            _dynamic("dsp-pool", 8 * MiB, alignment=4 * MiB, alloc_ranges=(POOL_WINDOW,)),
+            _static("modem-fw", 0x78000000, 2 * MiB, nomap=True),
+            _static("ramlog", 0x7A000000, 1 * MiB),
+            _dynamic("hi-pool", 8 * MiB, alloc_ranges=((0x74000000, 128 * MiB),)),
+        ),
+        append="mem=768M",
+        tags=("board",),
+    )
+
+
+def _rmem_cells() -> Scenario:
+    return Scenario(
+        name="rmem-cells",
+        description="/reserved-memory with #address-cells/#size-cells 1 under a root with 2: "
+        "the kernel rejects the whole node",
+        regions=(
+            _static("fw", 0x50000000, 2 * MiB, nomap=True),
+            _static("vpu", 0x50400000, 4 * MiB),
+            _dynamic("dsp-pool", 8 * MiB, alignment=4 * MiB, alloc_ranges=(POOL_WINDOW,)),
+        ),
+        consumers=(Consumer("vpu-consumer", "rmem-inspect,test-vpu", ("vpu",)),),
+        rmem_cells=(1, 1),
+        tags=("board",),
+    )
+
+
+def _highmem() -> Scenario:
+    return Scenario(
+        name="highmem",
+        description="4 GiB of RAM: fixed, no-map and dynamic carveouts above 4 GiB, CMA at "
+        "the top of RAM",
+        regions=(
+            _static("vpu", 0x50400000, 4 * MiB),
+            _static("hi-carveout", 0x110000000, 16 * MiB),
+            _static("hi-fw", 0x120000000, 2 * MiB, nomap=True),
+            _dynamic(
+                "hi-pool", 32 * MiB, alignment=2 * MiB, alloc_ranges=((0x100000000, 1 * GiB),)
+            ),
+            CMA_DEFAULT,
+        ),
+        consumers=(Consumer("hi-consumer", "rmem-inspect,test-hi", ("hi-pool",)),),
+        memory=4 * GiB,
+        tags=("clean", "board"),
+    )
+
+
+#: The ``kaslr`` scenario's seed (every other scenario boots with KASLR_SEED).
+KASLR_OTHER_SEED = (0x1234ABCD, 0x87654321)
+
+
+def _kaslr() -> Scenario:
+    base = _baseline()
+    return Scenario(
+        name="kaslr",
+        description="the baseline board booted with another /chosen/kaslr-seed: the kernel "
+        "image (and on 6.1/6.12 the linear map) moves, the verdicts must not",
+        regions=base.regions,
+        consumers=base.consumers,
+        kaslr_seed=KASLR_OTHER_SEED,
+        tags=("clean", "board"),
+    )
+
+
+#: /memreserve/ entries of the ``memreserve`` scenario.
+MEMRESERVE = ((0x5F000000, 1 * MiB), (0x5F800000, 1 * MiB))
+
+
+def _memreserve() -> Scenario:
+    return Scenario(
+        name="memreserve",
+        description="/memreserve/ entries (one also described as a no-map region), "
+        "crashkernel= and cma= on the command line: reservations beside reserved_mem",
+        regions=(
+            _static("spl-log", 0x5F000000, 1 * MiB, nomap=True),
+            _static("vpu", 0x50400000, 4 * MiB),
+            _dynamic("dsp-pool", 8 * MiB, alignment=4 * MiB, alloc_ranges=(POOL_WINDOW,)),
+        ),
+        memreserve=MEMRESERVE,
+        append="crashkernel=64M cma=16M",
+        tags=("board",),
+    )
+
+
+def _cma_cmdline() -> Scenario:
+    base = _baseline()
+    return Scenario(
+        name="cma-cmdline",
+        description="the baseline board with cma=16M from the boot loader: 6.1/6.12 keep the "
+        "DT's linux,cma-default pool and ignore cma=, 7.x skips the DT pool in favour of cma=",
+        regions=base.regions,
+        consumers=base.consumers,
+        append="cma=16M",
+        tags=("board",),
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -380,6 +567,14 @@ SCENARIOS: dict[str, Scenario] = {
         _multi_reg(),
         _no_reserved_memory(),
         _consumers(),
+        _nomap_outside_ram(),
+        _banks(),
+        _mem_limit(),
+        _rmem_cells(),
+        _highmem(),
+        _kaslr(),
+        _memreserve(),
+        _cma_cmdline(),
     )
 }
 

@@ -45,4 +45,5 @@ def read_boot_fdt(prog: Program, errors: list[str]) -> DtInfo | None:
     info = decode_tree(parsed.root, "fdt")
     info.address = address
     info.total_size = total
+    info.mem_reserve = list(parsed.mem_reserve)
     return info

@@ -19,11 +19,15 @@ from rmem_inspect.model import LogLine
 
 __all__ = ["RELEVANT", "is_relevant", "lockless_records", "read_kernel_log"]
 
-#: Lines worth keeping: reserved-memory, CMA, coherent pools, DMA pools, memblock.
+#: Lines worth keeping: reserved-memory, CMA, coherent pools, DMA pools, memblock, mem=.
 RELEVANT = re.compile(
     r"OF: reserved mem:|OF: fdt:|Reserved memory:|reserved mem|^cma:|\bcma: |"
     r"overlaps with|assigned reserved memory node|DMA memory pool|CMA memory pool|"
-    r"^Memory: \d+K/|NUMA: |memblock"
+    r"^Memory: \d+K/|NUMA: |memblock|"
+    # arm64 early_mem() (mem=), reserve_crashkernel(): reservations beside reserved_mem
+    r"^Memory limited to \d+MB|^crashkernel reserved: |"
+    # kernel/dma/contiguous.c (7.x): the DT default CMA pool gives way to cma=
+    r"^Skipping dt linux,cma-default node"
 )
 
 

@@ -5,7 +5,8 @@ linear_map
 
 Is a no-map region present in the kernel's linear map? Walk the kernel page
 tables (``init_mm``) for the linear-map address of every page of the region
-with drgn's ``follow_phys()``: a no-map region must fault on every page.
+with drgn's ``follow_phys()``: a no-map region must fault on every page (a page
+that translates to another physical page is not the region's own mapping).
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def check_linear_map(prog: Program, name: str, base: int, size: int) -> LinearMa
             continue
         except (ValueError, NotImplementedError) as e:
             return LinearMapCheck(name, base, size, virt, checked, mapped, first, error=str(e))
+        if phys != base + i * page_size:
+            # the address translates, but not to this page: not the linear map of the
+            # region (a range outside RAM has no linear-map address of its own)
+            continue
         mapped += 1
         if first is None:
             first = phys

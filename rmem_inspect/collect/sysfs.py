@@ -380,8 +380,16 @@ def _kernel_info() -> KernelInfo:
                 build_id = desc.hex()
     except OSError:
         pass
+    try:
+        cmdline: str | None = Path("/proc/cmdline").read_text().strip()
+    except OSError:
+        cmdline = None
     return KernelInfo(
-        release=u.release, arch=arch, page_size=os.sysconf("SC_PAGE_SIZE"), build_id=build_id
+        release=u.release,
+        arch=arch,
+        page_size=os.sysconf("SC_PAGE_SIZE"),
+        build_id=build_id,
+        cmdline=cmdline,
     )
 
 

@@ -50,6 +50,16 @@ def expected_causes(scenario: str, series: str) -> set[tuple[str, frozenset[str]
         return {("RMEM-OVERLAP", frozenset({"camera@54000000", "display@54200000"}))}
     if scenario == "multi-reg":
         return {("RMEM-DROPPED", frozenset({"multi@55000000[1]", "multi@55000000[2]"}))}
+    if scenario == "mem-limit":
+        # mem= cut the alloc-ranges window: the allocation failed, as in alloc-fail.
+        return {("RMEM-UNALLOCATED" if static else "RMEM-DROPPED", frozenset({"hi-pool"}))}
+    if scenario == "rmem-cells":
+        # __reserved_mem_check_root() rejects the node: nothing in it is reserved or tracked.
+        hit = {"/reserved-memory", "fw@50000000", "vpu@50400000", "dsp-pool"}
+        return {("RMEM-DT-FORMAT", frozenset(hit))}
+    if scenario == "memreserve":
+        # 6.1 reserves /memreserve/ before the scan: the no-map over it gets -EBUSY.
+        return {("RMEM-NOMAP-MISSING", frozenset({"spl-log@5f000000"}))} if static else set()
     raise AssertionError(scenario)
 
 

@@ -263,3 +263,108 @@ def test_region_rows_agree_with_the_model(series: str, scenario: str) -> None:
         (r, r.kind, r.available) for r in snap.fdt.regions
     ]
     assert [ranges for *_, ranges in rows] == [checks._dt_ranges(r) for r in snap.fdt.regions]
+
+
+# --------------------------------------------------------------------------
+# What the kernel skips, refuses or accepts on purpose
+
+
+def test_nomap_region_outside_ram_is_accepted_not_reported() -> None:
+    """early_init_dt_reserve_memory(): a no-map range that is not memory is neither
+    reserved nor marked, on purpose; only its RAM part must be NOMAP."""
+    snap = load("6.12", "baseline")
+    assert snap.memblock is not None and snap.reserved_mem is not None
+    fw = next(e for e in snap.reserved_mem.entries if e.name == "firmware@50000000")
+    nomap = snap.memblock.flag_values["MEMBLOCK_NOMAP"]
+    # cut RAM so that the firmware's first half is no longer memory, and drop the
+    # NOMAP flag there, as a kernel that never saw memory there leaves it
+    snap.memblock.memory = [
+        r for r in snap.memblock.memory if not (r.flags & nomap and r.base == fw.base)
+    ]
+    for r in snap.memblock.memory:
+        if r.base <= fw.base < r.base + r.size:
+            raise AssertionError("firmware still inside a memory region")
+    half = fw.size // 2
+    snap.memblock.memory.append(MemblockRegion(fw.base + half, half, nomap, ["MEMBLOCK_NOMAP"]))
+    snap.memblock.memory.sort(key=lambda r: r.base)
+    report = checks.run(snap)
+    assert {(f.code, f.region) for f in report.findings if f.severity != "info"} == set()
+    (info,) = [f for f in report.findings if f.code == "RMEM-OUTSIDE-RAM"]
+    assert info.region == "firmware@50000000" and "(1 MiB of 2 MiB)" in info.message
+    # the part that is RAM must still be NOMAP: clear it and the error is back
+    for r in snap.memblock.memory:
+        if r.base == fw.base + half:
+            r.flags, r.flag_names = 0, ["MEMBLOCK_NONE"]
+    assert ("RMEM-NOMAP-MISSING", "firmware@50000000") in codes(snap)
+
+
+def test_mapped_region_outside_ram_is_reserved_and_said_so() -> None:
+    snap = load("7.x", "mem-limit")
+    report = checks.run(snap)
+    outside = {f.region: f for f in report.findings if f.code == "RMEM-OUTSIDE-RAM"}
+    assert "memblock_reserve() records it" in outside["ramlog@7a000000"].message
+    # without the command line, the kernel's own "Memory limited" line says the same
+    snap.kernel.cmdline = None
+    f = next(x for x in checks.run(snap).findings if x.region == "ramlog@7a000000")
+    assert "'Memory limited to 768MB' (kernel log)" in f.message
+    # and with neither, no cause is invented
+    assert snap.log is not None
+    snap.log = [x for x in snap.log if not x.text.startswith("Memory limited")]
+    f = next(x for x in checks.run(snap).findings if x.region == "ramlog@7a000000")
+    assert "mem=" not in f.message and "Memory limited" not in f.message
+
+
+@pytest.mark.parametrize("series", ["6.1", "6.12", "7.x"])
+def test_rejected_node_drops_name_the_node_not_a_full_array(series: str) -> None:
+    snap = load(series, "rmem-cells")
+    for f in checks.run(snap).findings:
+        if f.code in ("RMEM-DROPPED", "RMEM-UNALLOCATED"):
+            assert "ignored the whole /reserved-memory node" in f.message
+            assert "full" not in f.message and "no kernel log line" not in f.message
+
+
+def test_init_array_kept_when_nothing_was_counted() -> None:
+    """alloc_reserved_mem_array() allocates nothing when total_reserved_mem_cnt is 0."""
+    snap = load("7.x", "rmem-cells")
+    rm = snap.reserved_mem
+    assert rm is not None and rm.capacity == 0 and rm.points_to_init_array
+    assert "RMEM-ARRAY-NOT-DYNAMIC" not in {f.code for f in checks.run(snap).findings}
+    # the same pointer after the kernel counted regions is a failed allocation; with no
+    # log line to say so, the finding says that rather than quote a line that is not there
+    rm.capacity = 3
+    (f,) = [x for x in checks.run(snap).findings if x.code == "RMEM-ARRAY-NOT-DYNAMIC"]
+    assert "has no 'Failed to allocate memory for reserved_mem array' line" in f.message
+    assert "log" not in f.evidence
+
+
+def test_nomap_refused_over_memreserve_names_it() -> None:
+    snap = load("6.1", "memreserve")
+    (f,) = [x for x in checks.run(snap).findings if x.code == "RMEM-NOMAP-MISSING"]
+    assert f.evidence["reserved_before"] == ["/memreserve/ 0x5f000000..0x5f0fffff (1 MiB)"]
+    # the refusal from the log is the cause; without that line, no cause is claimed
+    assert snap.log is not None
+    snap.log = [x for x in snap.log if "failed to reserve" not in x.text]
+    (f,) = [x for x in checks.run(snap).findings if x.code == "RMEM-NOMAP-MISSING"]
+    assert "cause" not in f.evidence and "-EBUSY" not in f.message
+
+
+@pytest.mark.parametrize("series", ["6.1", "6.12", "7.x"])
+def test_cma_default_gives_way_to_cma_cmdline(series: str) -> None:
+    """kernel/dma/contiguous.c: linux,cma-default yields to cma= on purpose."""
+    snap = load(series, "cma-cmdline")
+    report = checks.run(snap)
+    assert report.exit_status() == 0
+    (f,) = [x for x in report.findings if x.region == "linux,cma"]
+    assert f.code == "RMEM-CMA-CMDLINE" and f.severity == "info"
+    assert f.evidence["tracked"] == (series != "7.x")
+    views = {v.name: v for v in report.regions}
+    assert views["linux,cma"].verdict == "skipped"
+    # without the kernel's line, the command line alone is not enough when a log exists
+    assert snap.log is not None
+    snap.log = [x for x in snap.log if "bypass" not in x.text and "Skipping dt" not in x.text]
+    codes_now = {x.code for x in checks.run(snap).findings if x.region == "linux,cma"}
+    assert "RMEM-CMA-CMDLINE" not in codes_now and codes_now
+    # with no log at all, the kernel's predicate on the command line decides
+    snap.log = None
+    codes_now = {x.code for x in checks.run(snap).findings if x.region == "linux,cma"}
+    assert codes_now == {"RMEM-CMA-CMDLINE"}

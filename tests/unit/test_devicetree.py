@@ -136,11 +136,11 @@ def test_scenario(name: str) -> None:
     assert info.source == "fdt"
     assert info.errors == []
     assert (info.root_address_cells, info.root_size_cells) == (2, 2)
-    assert info.memory == [(0x40000000, 0x40000000)]
+    assert info.memory == [(0x40000000, scenario.memory)]
     assert info.has_reserved_memory == scenario.reserved_memory_node
     if scenario.reserved_memory_node:
-        assert info.reserved_memory_address_cells == 2
-        assert info.reserved_memory_size_cells == 2
+        assert info.reserved_memory_address_cells == scenario.rmem_cells[0]
+        assert info.reserved_memory_size_cells == scenario.rmem_cells[1]
         assert info.reserved_memory_has_ranges
     else:
         assert info.reserved_memory_address_cells is None

@@ -12,7 +12,7 @@ from rmem_inspect import checks
 from rmem_inspect.model import Snapshot
 from rmem_inspect.render import render, report_json
 from tests.conftest import MATRIX, MATRIX_IDS
-from tests.expected import CLEAN, expected_findings, expected_info
+from tests.expected import CLEAN, expected_findings, expected_info, expected_triples
 
 pytestmark = pytest.mark.unit
 
@@ -30,7 +30,10 @@ def test_golden_findings(series: str, scenario: str) -> None:
     pairs = {(f.code, f.region) for f in report.findings if f.severity != "info"}
     assert pairs == expected_findings(scenario, series)
     info = {(f.code, f.region) for f in report.findings if f.severity == "info"}
-    assert expected_info(scenario, series) <= info
+    assert info == expected_info(scenario, series)
+    assert {(f.code, f.region, f.severity) for f in report.findings} == expected_triples(
+        scenario, series
+    )
     assert (report.exit_status() == 0) == (scenario in CLEAN or not pairs)
 
 

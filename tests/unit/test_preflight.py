@@ -20,7 +20,14 @@ import pytest
 from rmem_inspect import checks
 from rmem_inspect.errors import InputError
 from rmem_inspect.model import ReservedMemState, Snapshot
-from rmem_inspect.preflight import PreflightResult, kernel_sort, preflight, resolve_layout
+from rmem_inspect.preflight import (
+    PreflightResult,
+    kernel_sort,
+    mem_limit,
+    memparse,
+    preflight,
+    resolve_layout,
+)
 from tests.conftest import MATRIX, MATRIX_IDS
 from tests.expected import expected_findings
 from vmcores.scenarios import SCENARIOS, overlay_dts
@@ -74,7 +81,8 @@ def pairs(report: checks.Report) -> set[tuple[str, str | None]]:
 def test_preflight_matches_real_kernel(tmp_path: Path, series: str, scenario: str) -> None:
     real = Snapshot.loads((GOLDEN / f"{series}-{scenario}.json").read_text())
     dtb = dtc(tmp_path, BASE_DTS + overlay_dts(SCENARIOS[scenario]))
-    result = preflight(dtb, series)
+    # the command line the kernel booted with, as read from the dump (mem= matters)
+    result = preflight(dtb, series, cmdline=real.kernel.cmdline)
     assert pairs(result.report) == pairs(checks.run(real))
     # Same entries in the same places (6.1's allocation order comes from its heapsort).
     assert real.reserved_mem is not None
@@ -216,3 +224,37 @@ def test_memory_banks(tmp_path: Path) -> None:
         preflight(dtb, "6.12")
     r = preflight(dtb, "6.12", memory=[(0x80000000, 0x10000000)])
     assert [(e.base, e.size) for e in rm(r).entries] == [(0x8FF00000, 0x100000)]
+
+
+def test_memparse_and_mem_limit_follow_the_kernel() -> None:
+    assert memparse("768M") == 768 << 20 and memparse("0x1000") == 0x1000
+    assert memparse("2g") == 2 << 30 and memparse("010") == 8  # octal, as simple_strtoull
+    assert mem_limit("console=ttyAMA0") is None
+    # early_mem() runs for every mem=: the last one wins, rounded down to a page
+    assert mem_limit("mem=1G quiet mem=5000") == 4096
+    with pytest.raises(InputError):
+        memparse("lots")
+
+
+def test_bootargs_mem_limit_and_usable_ranges(tmp_path: Path) -> None:
+    """mem= in /chosen/bootargs and linux,usable-memory-range cut memory before the
+    scan, as setup_machine_fdt() and arm64_memblock_init() do."""
+    sc = SCENARIOS["mem-limit"]
+    dts = BASE_DTS + overlay_dts(sc) + '/ { chosen { bootargs = "console=ttyAMA0 mem=768M"; }; };\n'
+    res = preflight(dtc(tmp_path, dts), "7.x")
+    assert "Memory limited to 768MB" in res.log
+    mb = res.snapshot.memblock
+    assert mb is not None and max(r.base + r.size for r in mb.memory) == 0x70000000
+    got = {(f.code, f.region) for f in res.report.findings if f.severity != "info"}
+    assert got == {("RMEM-DROPPED", "hi-pool"), ("RMEM-UNALLOCATED", "hi-pool")}
+    # an explicit command line wins over bootargs
+    res = preflight(dtc(tmp_path, dts), "7.x", cmdline="console=ttyAMA0")
+    assert not [f for f in res.report.findings if f.severity != "info"]
+    banks = preflight(dtc(tmp_path, BASE_DTS + overlay_dts(SCENARIOS["banks"])), "6.12")
+    mb = banks.snapshot.memblock
+    assert mb is not None
+    assert [(r.base, r.size) for r in mb.memory if not r.flags] == [
+        (0x40000000, 0x20000000),
+        (0x68000000, 0x08000000),
+        (0x70200000, 0x0FE00000),
+    ]

@@ -2,7 +2,7 @@
 """
 checks.RangeSet against a brute-force set of addresses: whatever the ranges
 (overlapping, touching, nested, empty, unsorted), covers(), overlaps() and
-containing() answer as the union of the ranges does, and union() of two sets
+containing() and pieces() answer as the union of the ranges does, and union() of two sets
 equals the set of both lists.
 """
 
@@ -32,6 +32,9 @@ def _check(got: RangeSet, points: set[int]) -> None:
             want = set(range(base, base + size))
             assert got.covers(base, size) == (want <= points)
             assert got.overlaps(base, size) == bool(want & points)
+            pieces = got.pieces(base, size)
+            assert _points(pieces) == want & points  # exactly the covered part ...
+            assert len(pieces) == len(RangeSet(pieces).starts)  # ... in maximal pieces
         c = got.containing(base)
         if base in points:
             assert c is not None and base in range(c[0], c[0] + c[1])

@@ -12,7 +12,7 @@ import pytest
 
 from rmem_inspect import checks
 from tests.conftest import MATRIX, MATRIX_IDS
-from tests.expected import CLEAN, expected_findings, expected_info
+from tests.expected import CLEAN, expected_findings, expected_info, expected_triples
 from tests.vmcore.conftest import DumpData, dump_data, manifest_for
 
 pytestmark = pytest.mark.vmcore
@@ -27,7 +27,11 @@ def test_exact_findings(data: DumpData) -> None:
     series, scenario = data.manifest.series, data.manifest.scenario
     report = checks.run(data.snapshot)
     assert _pairs(report, ("error", "warning")) == expected_findings(scenario, series)
-    assert expected_info(scenario, series) <= _pairs(report, ("info",))
+    assert _pairs(report, ("info",)) == expected_info(scenario, series)
+    # the exact set, severities included: clean boards have no warning or error
+    assert {(f.code, f.region, f.severity) for f in report.findings} == expected_triples(
+        scenario, series
+    )
     # No source was missing on these dumps: every check ran.
     assert not data.snapshot.missing
     assert not report.skipped

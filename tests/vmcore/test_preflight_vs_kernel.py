@@ -20,8 +20,20 @@ from tests.vmcore.conftest import dump_data
 
 pytestmark = pytest.mark.vmcore
 
-#: What a DTB alone decides (RMEM-NOMAP-MAPPED needs the page tables).
-CODES = ("RMEM-DROPPED", "RMEM-UNALLOCATED", "RMEM-UNTRACKED", "RMEM-OVERLAP")
+#: What a DTB (and the command line) alone decides: RMEM-NOMAP-MAPPED needs the page
+#: tables, RMEM-CMA-MISSING and RMEM-NO-INIT the kernel's config, consumers the drivers.
+CODES = (
+    "RMEM-DROPPED",
+    "RMEM-UNALLOCATED",
+    "RMEM-UNTRACKED",
+    "RMEM-OVERLAP",
+    "RMEM-NOMAP-MISSING",
+    "RMEM-NOT-RESERVED",
+    "RMEM-OUTSIDE-RAM",
+    "RMEM-DT-FORMAT",
+    "RMEM-ARRAY-NOT-DYNAMIC",
+    "RMEM-STATIC-ARRAY",
+)
 #: Kernel log lines of drivers/of/of_reserved_mem.c, drivers/of/fdt.c and the
 #: reserved-memory drivers of kernel/dma (the second line of "OVERLAP DETECTED!").
 LOG_MARKERS = ("OF: reserved mem:", "OF: fdt:", "Reserved memory:", " overlaps with ")
@@ -41,10 +53,13 @@ def test_preflight_predicts_the_kernel(series: str, scenario: str, form: int) ->
     data = dump_data(series, scenario)
     real = checks.run(data.snapshot)
     kernel = kernel_names(series, data.manifest.packages)[form]
-    result = preflight(data.manifest.path("dtb").read_bytes(), kernel)
+    # the command line QEMU gave the kernel (its mem= cuts memory before the scan)
+    cmd = data.manifest.qemu_command
+    cmdline = cmd[cmd.index("-append") + 1]
+    result = preflight(data.manifest.path("dtb").read_bytes(), kernel, cmdline=cmdline)
 
-    def pairs(report: checks.Report) -> set[tuple[str, str | None]]:
-        return {(f.code, f.region) for f in report.findings if f.code in CODES}
+    def pairs(report: checks.Report) -> set[tuple[str, str | None, str]]:
+        return {(f.code, f.region, f.severity) for f in report.findings if f.code in CODES}
 
     assert pairs(result.report) == pairs(real)
     assert data.snapshot.reserved_mem is not None and result.snapshot.reserved_mem is not None
