@@ -53,7 +53,15 @@ if TYPE_CHECKING:
 # rmem-inspect command imports this module for add_trace_parser(), and only trace
 # needs the rest.
 
-__all__ = ["PROBES", "Probe", "add_trace_parser", "bpf_text", "main", "run_trace"]
+__all__ = [
+    "PROBES",
+    "Probe",
+    "add_trace_parser",
+    "bpf_text",
+    "kernel_cflags",
+    "main",
+    "run_trace",
+]
 
 INSTALL_HINT = "bcc is not installed: apt install python3-bpfcc (Debian/Ubuntu; not PyPI's 'bcc')"
 
@@ -459,6 +467,28 @@ def bpf_text(defines: list[str]) -> str:
     return head + text
 
 
+def kernel_cflags(release: str | None = None, build: str | None = None) -> list[str]:
+    """Compiler flags the running kernel's headers need and bcc does not pass.
+
+    The kernel compiles itself with ``CONFIG_CC_MS_EXTENSIONS`` (``-fms-extensions``,
+    in its .config from 6.19 on) because its headers use tagged anonymous structs:
+    7.x's include/linux/fs.h embeds ``struct __filename_head;`` in ``struct filename``
+    and checks its size with a static_assert, which fails without the flag. Read from
+    the build tree the headers package installs (``/lib/modules/RELEASE/build``).
+    """
+    build = build or f"/lib/modules/{release or os.uname().release}/build"
+    for path in (f"{build}/include/config/auto.conf", f"{build}/.config"):
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            continue
+        # auto.conf writes strings unquoted, .config quoted
+        m = re.search(r'^CONFIG_CC_MS_EXTENSIONS="?([^"\n]*)"?$', text, re.M)
+        return m.group(1).split() if m else []
+    return []
+
+
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
@@ -645,7 +675,7 @@ def run_trace(args: argparse.Namespace) -> int:
         )
     t = time.monotonic()
     try:
-        bpf = BPF(text=bpf_text(defines))
+        bpf = BPF(text=bpf_text(defines), cflags=kernel_cflags())
     except Exception as e:  # bcc raises plain Exception on compile failure
         if args.debug:
             raise

@@ -127,7 +127,8 @@ def build_module(cache: Path, kernel: Kernel, root: Path, log: Log = print) -> P
             shutil.copytree(d, kbuild / d.name, symlinks=True)
         build = src / f"linux-headers-{kernel.release}"
         mk = build / "Makefile"
-        mk.write_text(mk.read_text().replace("include /usr/src/", f"include {src}/"))
+        # 6.12: "include /usr/src/...-common/Makefile"; 7.3 also sets KBUILD_OUTPUT=/usr/src/...
+        mk.write_text(mk.read_text().replace("/usr/src/", f"{src}/"))
         for d in kbuild.glob("linux-kbuild-*"):
             for rel in KBUILD_TOOLS:
                 prog = d / rel

@@ -412,3 +412,25 @@ def test_trace_ebpf_prints_the_program(capsys: pytest.CaptureFixture[str]) -> No
     assert "BPF_PERF_OUTPUT" in text or "BPF_RINGBUF_OUTPUT" in text
     for p in PROBES:
         assert f"#define {p.define} 1" in text
+
+
+def test_kernel_cflags_without_a_build_tree() -> None:
+    # No headers installed for this release: bcc gets no extra flags (the trace tier
+    # compiles on 7.3, whose .config has CONFIG_CC_MS_EXTENSIONS="-fms-extensions").
+    from rmem_inspect.trace import kernel_cflags
+
+    assert kernel_cflags("0.0.0-no-such-release") == []
+
+
+def test_kernel_cflags_from_the_headers(tmp_path: Path) -> None:
+    from rmem_inspect.trace import kernel_cflags
+
+    # The lines as Debian's linux-headers-7.3.4+deb13-cloud-arm64 has them.
+    (tmp_path / "include" / "config").mkdir(parents=True)
+    (tmp_path / ".config").write_text('CONFIG_CC_MS_EXTENSIONS="-fms-extensions"\n')
+    assert kernel_cflags(build=str(tmp_path)) == ["-fms-extensions"]
+    auto = tmp_path / "include" / "config" / "auto.conf"
+    auto.write_text("CONFIG_CC_IS_CLANG=y\nCONFIG_CC_MS_EXTENSIONS=-fms-extensions\n")
+    assert kernel_cflags(build=str(tmp_path)) == ["-fms-extensions"]
+    auto.write_text("CONFIG_CC_IS_GCC=y\n")  # 6.12: no such option
+    assert kernel_cflags(build=str(tmp_path)) == []
