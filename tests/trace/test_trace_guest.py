@@ -27,7 +27,9 @@ pytestmark = pytest.mark.trace
 
 CASES = [
     tuple(c.split("/"))
-    for c in os.environ.get("RMEM_TRACE_CASES", "6.12/baseline,6.1/overflow,7.x/baseline").split(",")
+    for c in os.environ.get("RMEM_TRACE_CASES", "6.12/baseline,6.1/overflow,7.x/baseline").split(
+        ","
+    )
 ]
 IDS = [f"{k}-{s}" for k, s in CASES]
 PAGE = 4096  # Debian's arm64 kernels use 4 KiB pages
