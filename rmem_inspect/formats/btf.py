@@ -125,6 +125,7 @@ _LOOKUP = {
     "typedef": (KIND_TYPEDEF,),
     "int": (KIND_INT,),
     "float": (KIND_FLOAT,),
+    "func": (KIND_FUNC,),
 }
 HEADER_SIZE = 24
 INT_SIGNED = 1
@@ -287,7 +288,7 @@ class Btf:
 
     def find(self, namespace: str, name: str) -> list[int]:
         """Ids of the types named ``name`` in ``namespace`` ("struct", "union", "enum",
-        "typedef", "int", "float"), complete definitions before forward declarations."""
+        "typedef", "int", "float", "func"), complete definitions before forward declarations."""
         kinds = _LOOKUP[namespace]
         found: list[int] = []
         fwd: list[int] = []
