@@ -270,6 +270,12 @@ class Btf:
         """Number of types (ids 1..count; id 0 is void)."""
         return len(self._offsets) - 1
 
+    def record_offset(self, tid: int) -> int:
+        """Byte offset of type ``tid``'s record in the type section (for diagnostics)."""
+        if not 1 <= tid <= self.count:
+            raise BtfError(f"BTF type id {tid} is outside 1..{self.count}")
+        return self._offsets[tid]
+
     def string(self, offset: int) -> str:
         """The NUL-terminated string at ``offset`` of the string section."""
         if not 0 <= offset < len(self._strs):
