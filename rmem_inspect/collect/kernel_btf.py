@@ -173,7 +173,9 @@ class BtfTypeBuilder:
         if kind == fmt.KIND_PTR:
             return prog.pointer_type(self.type(t.ref), self.btf.pointer_size)
         if kind == fmt.KIND_ARRAY:
-            return prog.array_type(self.type(t.ref), t.nelems)
+            # BTF writes a flexible array member (x[]) as 0 elements; the kernel has
+            # replaced [0] arrays by flexible ones, so 0 is read as incomplete, as DWARF says
+            return prog.array_type(self.type(t.ref), t.nelems or None)
         if kind in (fmt.KIND_STRUCT, fmt.KIND_UNION):
             members = [
                 TypeMember(self._lazy_member(m.type_id, m.bit_size), m.name or None, m.bit_offset)
