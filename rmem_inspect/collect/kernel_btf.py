@@ -128,6 +128,7 @@ class BtfTypeBuilder:
         self.btf = btf
         self._types: dict[int, Type] = {}
         self._building: set[int] = set()
+        self._found: dict[tuple[TypeKind, str], Type | None] = {}
 
     def type(self, tid: int) -> Type:
         """The drgn type of BTF type ``tid`` (0: void).
@@ -227,11 +228,17 @@ class BtfTypeBuilder:
         }.get(kind)
         if namespace is None:
             return None
+        key = (kind, name)
+        if key in self._found:  # drgn asks again for every container_of() and cast
+            return self._found[key]
+        found = None
         for tid in self.btf.find(namespace, name):
             tp = self.type(tid)
             if tp.kind == kind:
-                return tp
-        return None
+                found = tp
+                break
+        self._found[key] = found
+        return found
 
 
 @dataclass

@@ -26,6 +26,7 @@ raises :class:`BtfError` with one sentence; nothing else is raised.
 
 from __future__ import annotations
 
+import array
 import struct
 from dataclasses import dataclass
 
@@ -117,6 +118,10 @@ _REF_KINDS = frozenset(
         KIND_TYPE_TAG,
     }
 )
+_FIXED = [_EXTRA.get(k, (0, 0))[0] for k in range(32)]
+_PER = [_EXTRA.get(k, (0, 0))[1] for k in range(32)]
+_VALID = [k in KIND_NAMES for k in range(32)]
+_IS_REF = [k in _REF_KINDS for k in range(32)]
 #: Kinds looked up by name, as the C namespace groups them.
 _LOOKUP = {
     "struct": (KIND_STRUCT, KIND_FWD),
@@ -221,7 +226,9 @@ class Btf:
         self._strs = strs
         self._types = data[hdr_len + type_off : hdr_len + type_off + type_len]
         self._offsets: list[int] = [0]  # type id -> record offset (id 0 is void)
-        self._by_name: dict[int, list[int]] = {}
+        self._names = array.array("I", [0])  # type id -> name offset
+        self._kinds = bytearray(1)  # type id -> kind
+        self._found: dict[tuple[str, str], list[int]] = {}
         self._enumerators: dict[int, tuple[int, int]] | None = None
         self._cache: dict[int, BtfType] = {}
         self._walk()
@@ -230,38 +237,41 @@ class Btf:
 
     def _walk(self) -> None:
         types, o = self._types, self._order
-        head = struct.Struct(o + "III")
+        unpack = struct.Struct(o + "III").unpack_from
+        fixed, per, valid, is_ref = _FIXED, _PER, _VALID, _IS_REF
         end = len(types)
-        at = 0
-        refs: list[tuple[int, int]] = []
         str_len = len(self._strs)
+        offsets, names, kinds = self._offsets, self._names, self._kinds
+        at = 0
+        max_ref = max_ref_tid = 0
         while at < end:
-            tid = len(self._offsets)
             if at + 12 > end:
-                raise BtfError(f"BTF type {tid} at offset {at} is truncated")
-            name_off, info, size_or_type = head.unpack_from(types, at)
+                raise BtfError(f"BTF type {len(offsets)} at offset {at} is truncated")
+            name_off, info, word = unpack(types, at)
             kind = (info >> 24) & 0x1F
-            vlen = info & 0xFFFF
-            if kind not in KIND_NAMES:
-                raise BtfError(f"BTF type {tid} at offset {at} has unknown kind {kind}")
+            if not valid[kind]:
+                raise BtfError(f"BTF type {len(offsets)} at offset {at} has unknown kind {kind}")
             if name_off >= str_len:
-                raise BtfError(f"BTF type {tid} has name offset {name_off} past the strings")
-            fixed, per = _EXTRA.get(kind, (0, 0))
-            length = 12 + fixed + per * vlen
+                raise BtfError(
+                    f"BTF type {len(offsets)} has name offset {name_off} past the strings"
+                )
+            length = 12 + fixed[kind] + per[kind] * (info & 0xFFFF)
             if at + length > end:
                 raise BtfError(
-                    f"BTF type {tid} ({KIND_NAMES[kind]}, vlen {vlen}) runs past the type section"
+                    f"BTF type {len(offsets)} ({KIND_NAMES[kind]}, vlen {info & 0xFFFF}) runs "
+                    "past the type section"
                 )
-            if kind in _REF_KINDS:
-                refs.append((tid, size_or_type))
-            if name_off:
-                self._by_name.setdefault(name_off, []).append(tid)
-            self._offsets.append(at)
+            if is_ref[kind] and word > max_ref:
+                max_ref, max_ref_tid = word, len(offsets)
+            offsets.append(at)
+            names.append(name_off)
+            kinds.append(kind)
             at += length
-        count = len(self._offsets) - 1
-        for tid, ref in refs:
-            if ref > count:
-                raise BtfError(f"BTF type {tid} refers to type {ref}, past the last ({count})")
+        if max_ref > len(offsets) - 1:
+            raise BtfError(
+                f"BTF type {max_ref_tid} refers to type {max_ref}, past the last "
+                f"({len(offsets) - 1})"
+            )
 
     # -- lookups -------------------------------------------------------------------
 
@@ -292,50 +302,72 @@ class Btf:
             at = self._strs.find(needle, at + 1)
         return out
 
+    def _ids_named(self, off: int) -> list[int]:
+        out: list[int] = []
+        names = self._names
+        at = 1
+        while True:
+            try:
+                at = names.index(off, at)
+            except ValueError:
+                return out
+            out.append(at)
+            at += 1
+
     def find(self, namespace: str, name: str) -> list[int]:
         """Ids of the types named ``name`` in ``namespace`` ("struct", "union", "enum",
-        "typedef", "int", "float", "func"), complete definitions before forward declarations."""
+        "typedef", "int", "float", "func"), complete definitions before forward
+        declarations."""
+        key = (namespace, name)
+        try:
+            return list(self._found[key])
+        except KeyError:
+            pass
         kinds = _LOOKUP[namespace]
         found: list[int] = []
         fwd: list[int] = []
         for off in self._name_offsets(name):
-            for tid in self._by_name.get(off, ()):
-                t = self.type(tid)
-                if t.kind not in kinds:
+            for tid in self._ids_named(off):
+                kind = self._kinds[tid]
+                if kind not in kinds:
                     continue
-                if t.kind == KIND_FWD:
+                if kind == KIND_FWD:
                     # kind_flag: a forward union; else a forward struct (enums: no flag)
-                    if (namespace == "union") != t.kind_flag and namespace != "enum":
+                    if (namespace == "union") != self.type(tid).kind_flag and namespace != "enum":
                         continue
                     fwd.append(tid)
                 else:
                     found.append(tid)
+        self._found[key] = found + fwd
         return found + fwd
 
     def find_enumerator(self, name: str) -> tuple[int, int] | None:
         """(enum type id, value) of the enumerator ``name``, or None."""
         if self._enumerators is None:
             index: dict[int, tuple[int, int]] = {}
-            for tid in range(1, self.count + 1):
-                at = self._offsets[tid]
-                info = struct.unpack_from(self._order + "I", self._types, at + 4)[0]
-                kind = (info >> 24) & 0x1F
-                if kind not in (KIND_ENUM, KIND_ENUM64):
+            o, types = self._order, self._types
+            for tid, kind in enumerate(self._kinds):
+                if kind != KIND_ENUM and kind != KIND_ENUM64:
                     continue
+                at = self._offsets[tid]
+                info = struct.unpack_from(o + "I", types, at + 4)[0]
+                signed = bool(info >> 31)
                 step = 8 if kind == KIND_ENUM else 12
-                t = self.type(tid)
-                for i, m in enumerate(t.members):
-                    (off,) = struct.unpack_from(self._order + "I", self._types, at + 12 + step * i)
-                    index.setdefault(off, (tid, m.value))
+                block = types[at + 12 : at + 12 + step * (info & 0xFFFF)]
+                if kind == KIND_ENUM:
+                    for off, value in struct.iter_unpack(o + ("Ii" if signed else "II"), block):
+                        index.setdefault(off, (tid, value))
+                else:
+                    for off, lo, hi in struct.iter_unpack(o + "III", block):
+                        value = (hi << 32) | lo
+                        if signed and value >> 63:
+                            value -= 1 << 64
+                        index.setdefault(off, (tid, value))
             self._enumerators = index
         for off in self._name_offsets(name):
             if off in self._enumerators:
                 return self._enumerators[off]
         return None
-
-    def _kind(self, tid: int) -> int:
-        info = struct.unpack_from(self._order + "I", self._types, self._offsets[tid] + 4)[0]
-        return int((info >> 24) & 0x1F)
 
     def type(self, tid: int) -> BtfType:
         """The decoded type ``tid`` (1..count).
