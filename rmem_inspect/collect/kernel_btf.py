@@ -437,7 +437,12 @@ def _register_type_finder(prog: Program, fn: Callable[[TypeKind, str, str | None
                     return tp
             return None
 
-        prog.register_type_finder("rmem_inspect_btf", finder, enable_index=0)
+        # A drgn with a BTF type finder of its own (proposed upstream) registers it by
+        # itself: prefer it, and ask ours only for what it does not find.
+        enabled = list(getattr(prog, "enabled_type_finders", lambda: [])())
+        theirs = [n for n in enabled if "btf" in n.lower()]
+        where = len(enabled) if theirs else 0
+        prog.register_type_finder("rmem_inspect_btf", finder, enable_index=where)
     else:
         prog.add_type_finder(fn)
 

@@ -185,7 +185,15 @@ def open_vmcore(vmcore: str, vmlinux: str | None = None, types: str = "auto") ->
                 prog.set_core_dump(vmcore)
             except Exception as e:  # drgn raises OSError/ValueError/NotImplementedError
                 raise InputError(f"drgn cannot open {vmcore}: {e}") from None
-            open_without_vmlinux(prog, vmcore, release)
+            try:
+                open_without_vmlinux(prog, vmcore, release)
+            except InputError as e:
+                if types == "btf":
+                    raise
+                raise InputError(
+                    f"no vmlinux with debug info found for {release} (build-id {build_id}), "
+                    f"and {e}"
+                ) from None
             _check_translation(prog, vmcore)
             return prog
         vmlinux = found
@@ -255,7 +263,15 @@ def open_live(vmlinux: str | None = None, types: str = "auto") -> drgn.Program:
                 prog.set_kernel()
             except Exception as e:
                 raise InputError(f"drgn cannot open the running kernel: {e}") from None
-            open_without_vmlinux(prog, "the running kernel", release)
+            try:
+                open_without_vmlinux(prog, "the running kernel", release)
+            except InputError as e:
+                if types == "btf":
+                    raise
+                raise InputError(
+                    f"no vmlinux with debug info found for the running kernel {release}, "
+                    f"and {e}"
+                ) from None
             return prog
         vmlinux = found
     if vmlinux is None:
