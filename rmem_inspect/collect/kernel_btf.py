@@ -376,10 +376,9 @@ def install(prog: Program, btf: Btf, info: KernelSymbols) -> None:
             info.evidence.append(why)
 
     def find_type(kind: TypeKind, name: str, filename: str | None) -> Type | None:
-        try:
-            return builder.find(kind, name)
-        except BtfError as e:
-            raise LookupError(f"BTF: {e}") from None
+        # Invalid BTF raises BtfError (a ValueError), not LookupError: corrupt kernel
+        # data must not read as "the kernel has no such type" (inspect() records it).
+        return builder.find(kind, name)
 
     def find_object(
         prog: Program, name: str, flags: FindObjectFlags, filename: str | None
@@ -416,7 +415,7 @@ def install(prog: Program, btf: Btf, info: KernelSymbols) -> None:
                 tp = prog.array_type(elem, size // (elem.size or 1))
             else:
                 tp = prog.type(decl.ctype)
-        except (LookupError, BtfError) as e:
+        except LookupError as e:
             raise LookupError(
                 f"{name}: type {decl.ctype!r} not in the kernel's BTF ({e})"
             ) from None

@@ -341,7 +341,12 @@ def open_without_vmlinux(prog: drgn.Program, what: str, release: str) -> None:
         index = load_vmlinux_kallsyms(prog)
         prog.register_symbol_finder("kallsyms", index, enable_index=0)
         prog.symbol("_stext")
-    except Exception as e:  # drgn raises LookupError/ValueError/FaultError/OSError here
+    except drgn.FaultError as e:  # as in _check_translation(): no address translation
+        raise InputError(
+            f"drgn {drgn.__version__} cannot read kernel memory in {what} ({e}); "
+            "reading arm64 dumps on another architecture needs drgn >= 0.1.0"
+        ) from None
+    except Exception as e:  # drgn raises LookupError/ValueError/OSError here
         raise InputError(
             f"drgn {drgn.__version__} could not read the kallsyms of {what} ({e}); drgn "
             "releases before 0.1.0 cannot read the kallsyms of 7.x kernels: use a newer drgn "
