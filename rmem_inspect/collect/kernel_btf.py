@@ -48,6 +48,7 @@ from rmem_inspect.formats.btf import Btf, BtfError
 __all__ = [
     "CACHE_KEY",
     "DECLARATIONS",
+    "Declaration",
     "BtfTypeBuilder",
     "KernelSymbols",
     "btf_blob_from_image",

@@ -24,7 +24,6 @@ from rmem_inspect.errors import InputError
 
 __all__ = [
     "debug_search_paths",
-    "TYPE_SOURCES",
     "find_vmlinux",
     "open_live",
     "open_qemu",
@@ -165,14 +164,14 @@ def _vet_vmlinux(path: str, dump: ElfInfo | None, build_id: str | None) -> None:
         )
 
 
-#: ``--types``: "dwarf" needs a vmlinux, "btf" reads the kernel's own kallsyms and BTF,
-#: "auto" takes the vmlinux when one is given or found, else kallsyms and BTF.
-TYPE_SOURCES = ("auto", "dwarf", "btf")
-
-
 def open_vmcore(vmcore: str, vmlinux: str | None = None, types: str = "auto") -> drgn.Program:
     """A Program on ``vmcore`` with the matching vmlinux's debug info loaded, or,
-    without a vmlinux (or with ``types="btf"``), with the kernel's kallsyms and BTF."""
+    without a vmlinux (or with ``types="btf"``), with the kernel's kallsyms and BTF.
+
+    :param types: ``"dwarf"`` needs a vmlinux; ``"btf"`` reads the kernel's own kallsyms
+        and BTF; ``"auto"`` takes the vmlinux when one is given or found, else kallsyms
+        and BTF (``--types``).
+    """
     info = _vet_dump(vmcore)
     assert info.vmcoreinfo is not None
     release = info.vmcoreinfo.get("OSRELEASE", "")
@@ -380,10 +379,6 @@ def open_without_vmlinux(prog: drgn.Program, what: str, release: str) -> None:
         raise InputError(f"the BTF of {what} is not valid: {e}; pass --vmlinux") from None
     info.btf_bytes = len(blob)
     install(prog, btf, info)
-    try:
-        prog.type("struct reserved_mem")
-    except LookupError:
-        pass  # no CONFIG_OF_RESERVED_MEM: inspect() says so
 
 
 #: The running kernel's BTF (CONFIG_DEBUG_INFO_BTF, kernel/bpf/sysfs_btf.c).
