@@ -48,8 +48,8 @@ from rmem_inspect.formats.btf import Btf, BtfError
 __all__ = [
     "CACHE_KEY",
     "DECLARATIONS",
-    "Declaration",
     "BtfTypeBuilder",
+    "Declaration",
     "KernelSymbols",
     "btf_blob_from_image",
     "disambiguate",
