@@ -14,7 +14,10 @@ which goes first, (a) bare drgn: ``drgn.Program()``, ``set_core_dump(vmcore)``,
 ``load_debug_info([vmlinux])`` and ``prog['init_uts_ns']`` (a lookup that forces
 the symbol index); (b) ``python -m rmem_inspect report --vmcore V --vmlinux L``
 (the default table output, to /dev/null). Wall time is measured around the
-child, peak RSS and CPU time come from ``os.wait4`` (the child's own rusage).
+child, peak RSS and CPU time come from ``os.wait4`` (the child's own rusage);
+(c) ``report --vmcore V --types btf``: no vmlinux, the kernel's own kallsyms and
+BTF (kernels whose kallsyms lacks data symbols are listed as skipped, with the
+reason the report gives).
 One unmeasured bare run first warms the page cache. Then the checks alone are
 timed in this process on each dump's snapshot, and on synthetic snapshots
 (bench/synthetic.py) grown from a golden one to 1,000 and 10,000 regions and
@@ -56,6 +59,9 @@ __all__ = ["main"]
 WALL_RATIO = 1.3
 RSS_RATIO = 1.2
 CHECKS_10K_MS = 200.0
+#: Targets of issue 16: the no-vmlinux report against bare drgn with the vmlinux.
+BTF_WALL_RATIO = 0.35
+BTF_RSS_RATIO = 0.5
 
 #: The bare drgn baseline, run as ``python -c BARE vmcore vmlinux``.
 BARE = """\
@@ -102,17 +108,26 @@ class DumpResult:
     report: list[Run] = field(default_factory=list)
     #: Milliseconds of checks.run() on the dump's snapshot.
     checks_ms: list[float] = field(default_factory=list)
+    #: ``report --types btf`` (no vmlinux), and why it did not run when it did not.
+    btf: list[Run] = field(default_factory=list)
+    btf_skipped: str | None = None
 
     def stat(self, who: str, what: str) -> Stat:
-        runs = self.bare if who == "bare" else self.report
+        runs = {"bare": self.bare, "report": self.report, "btf": self.btf}[who]
         return Stat.of([getattr(r, what) for r in runs])
 
-    def ratio(self, what: str) -> float:
-        return self.stat("report", what).median / self.stat("bare", what).median
+    def ratio(self, what: str, who: str = "report") -> float:
+        return self.stat(who, what).median / self.stat("bare", what).median
 
     def min_ratio(self, what: str) -> float:
         """Best report run / best bare run: the least disturbed runs on a busy machine."""
         return self.stat("report", what).low / self.stat("bare", what).low
+
+    def paired_btf(self, what: str) -> Stat:
+        """Spread of the per-repetition btf / bare ratios."""
+        return Stat.of(
+            [getattr(r, what) / getattr(b, what) for r, b in zip(self.btf, self.bare, strict=True)]
+        )
 
     def paired(self, what: str) -> Stat:
         """Spread of the per-repetition ratios (runs of one repetition are adjacent)."""
@@ -157,16 +172,21 @@ def bench_dump(
     bare = [sys.executable, "-c", BARE, vmcore, vmlinux]
     report = [sys.executable, "-m", "rmem_inspect", "report", "--vmcore", vmcore,
               "--vmlinux", vmlinux]  # fmt: skip
+    btf = [sys.executable, "-m", "rmem_inspect", "report", "--vmcore", vmcore, "--types", "btf"]
     run_child(bare)  # page cache
     res = DumpResult(dump=f"{m.series}/{m.scenario}", regions=0)
+    try:
+        run_child(btf)  # warm, and find out whether this kernel can be read without a vmlinux
+    except RuntimeError as e:
+        # run_child's message ends with the child's last stderr line, as a list
+        res.btf_skipped = str(e).split("error: ", 1)[-1].removesuffix("']")
     for i in range(reps):
-        # Alternate the order so that neither always runs on a warmer machine.
-        if i % 2 == 0:
-            res.bare.append(run_child(bare))
-            res.report.append(run_child(report))
-        else:
-            res.report.append(run_child(report))
-            res.bare.append(run_child(bare))
+        # Alternate the order so that none always runs on a warmer machine.
+        order = [("bare", bare), ("report", report)]
+        if res.btf_skipped is None:
+            order.append(("btf", btf))
+        for who, cmd in order if i % 2 == 0 else reversed(order):
+            getattr(res, who).append(run_child(cmd))
     with tempfile.TemporaryDirectory(prefix="rmem-bench-") as tmp:
         out = Path(tmp) / "snapshot.json"
         subprocess.run(
@@ -180,10 +200,16 @@ def bench_dump(
     res.regions = len(checks.run(snap).regions)
     res.checks_ms = [t * 1e3 for t in _time(lambda: checks.run(snap), checks_reps)[0]]
     w, r = res.stat("bare", "wall"), res.stat("report", "wall")
+    btf_note = (
+        f"  btf {res.stat('btf', 'wall').median:5.2f} s (x{res.ratio('wall', 'btf'):.2f}, "
+        f"rss x{res.ratio('rss', 'btf'):.2f})"
+        if res.btf
+        else "  btf skipped"
+    )
     log(
         f"{res.dump:24} {res.regions:5} regions  wall {w.median:5.2f} s -> {r.median:5.2f} s "
         f"(x{res.ratio('wall'):.2f})  rss x{res.ratio('rss'):.2f}  "
-        f"checks {statistics.median(res.checks_ms):.1f} ms"
+        f"checks {statistics.median(res.checks_ms):.1f} ms{btf_note}"
     )
     return res
 
@@ -311,6 +337,29 @@ def markdown(
                 f"{statistics.median(d.checks_ms):.1f} |"
             )
         out.append("")
+        out += [
+            "No vmlinux: `report --types btf` (the kernel's kallsyms and BTF) beside bare drgn "
+            f"with the vmlinux; targets wall <= {BTF_WALL_RATIO}x, RSS <= {BTF_RSS_RATIO}x.",
+            "",
+            "| dump | bare wall s | btf wall s | wall ratio | bare RSS MiB | btf RSS MiB | "
+            "RSS ratio | CPU s btf / bare |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for d in dumps:
+            if not d.btf:
+                out.append(f"| {d.dump} | skipped: {d.btf_skipped} |||||||")
+                continue
+            pw, pr = d.paired_btf("wall"), d.paired_btf("rss")
+            out.append(
+                f"| {d.dump} | {_fs(d.stat('bare', 'wall'), '.2f')} | "
+                f"{_fs(d.stat('btf', 'wall'), '.2f')} | "
+                f"**{d.ratio('wall', 'btf'):.2f}** ({pw.low:.2f}..{pw.high:.2f}) | "
+                f"{d.stat('bare', 'rss').median / 1024:.0f} | "
+                f"{d.stat('btf', 'rss').median / 1024:.0f} | "
+                f"**{d.ratio('rss', 'btf'):.3f}** ({pr.low:.3f}..{pr.high:.3f}) | "
+                f"{d.stat('btf', 'cpu').median:.2f} / {d.stat('bare', 'cpu').median:.2f} |"
+            )
+        out.append("")
     if synth:
         out += [
             "Synthetic snapshots: `checks.run` alone, median (min..max) over the repetitions.",
@@ -337,6 +386,14 @@ def targets(dumps: list[DumpResult], synth: list[SyntheticResult]) -> list[str]:
             missed.append(f"{d.dump}: wall ratio {d.ratio('wall'):.2f} > {WALL_RATIO}")
         if d.ratio("rss") > RSS_RATIO:
             missed.append(f"{d.dump}: RSS ratio {d.ratio('rss'):.3f} > {RSS_RATIO}")
+        if d.btf and d.ratio("wall", "btf") > BTF_WALL_RATIO:
+            missed.append(
+                f"{d.dump}: no-vmlinux wall ratio {d.ratio('wall', 'btf'):.2f} > {BTF_WALL_RATIO}"
+            )
+        if d.btf and d.ratio("rss", "btf") > BTF_RSS_RATIO:
+            missed.append(
+                f"{d.dump}: no-vmlinux RSS ratio {d.ratio('rss', 'btf'):.3f} > {BTF_RSS_RATIO}"
+            )
     for s in synth:
         ms = statistics.median(s.wall_ms)
         if s.regions >= 10000 and s.memblock >= 10000 and ms > CHECKS_10K_MS:
@@ -437,7 +494,8 @@ def _verdict(dumps: list[DumpResult], synth: list[SyntheticResult]) -> int:
         print(f"target missed: {line}")
     if not missed:
         print(
-            f"all targets hold: wall <= {WALL_RATIO}x, RSS <= {RSS_RATIO}x bare drgn; checks on "
+            f"all targets hold: wall <= {WALL_RATIO}x, RSS <= {RSS_RATIO}x bare drgn; without "
+            f"a vmlinux wall <= {BTF_WALL_RATIO}x, RSS <= {BTF_RSS_RATIO}x; checks on "
             f"10k+10k < {CHECKS_10K_MS:.0f} ms"
         )
     return 1 if missed else 0
@@ -453,6 +511,8 @@ def _replay(path: Path, md_out: Path | None) -> int:
                 bare=[Run(**r) for r in d["bare"]],
                 report=[Run(**r) for r in d["report"]],
                 checks_ms=d["checks_ms"],
+                btf=[Run(**r) for r in d.get("btf", [])],
+                btf_skipped=d.get("btf_skipped"),
             )
             for d in data["dumps"]
         ]

@@ -6,10 +6,11 @@ batch
 Triage many crash dumps at once: find every dump under a directory, match each
 to its vmlinux by the build-id in its VMCOREINFO (an index of the debug
 directories given, then the usual places of
-:func:`~rmem_inspect.collect.program.find_vmlinux`), and inspect them in worker
-processes. Each dump gives one JSON object (a line of ``--jsonl``); a dump that
-cannot be read gives a record with ``status: "error"`` and its one-line reason,
-and never stops the batch.
+:func:`~rmem_inspect.collect.program.find_vmlinux`); without one, read the
+kernel's own kallsyms and BTF. Inspect them in worker processes. Each dump
+gives one JSON object (a line of ``--jsonl``); a dump that cannot be read gives
+a record with ``status: "error"`` and its one-line reason, and never stops the
+batch.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class DumpResult:
     release: str | None = None
     build_id: str | None = None
     vmlinux: str | None = None
+    #: Where types and symbols came from: "dwarf" (the vmlinux) or "btf" (the kernel's
+    #: BTF and kallsyms, when no vmlinux was found).
+    debug_info: str | None = None
     layout: str | None = None
     count: int | None = None
     capacity: int | None = None
@@ -114,6 +118,7 @@ def inspect_dump(path: str, index: dict[str, str], snapshot_dir: str | None = No
     try:
         from rmem_inspect import checks
         from rmem_inspect.collect.elf import ElfError, read_elf
+        from rmem_inspect.collect.kernel_btf import CACHE_KEY
         from rmem_inspect.collect.program import open_vmcore
         from rmem_inspect.errors import InputError
         from rmem_inspect.inspect import inspect
@@ -128,7 +133,11 @@ def inspect_dump(path: str, index: dict[str, str], snapshot_dir: str | None = No
         vmlinux = index.get(res.build_id or "")
         try:
             prog = open_vmcore(path, vmlinux)
-            res.vmlinux = vmlinux or "(found by build-id in the default places)"
+            if CACHE_KEY in prog.cache:  # no vmlinux found: the kernel's kallsyms and BTF
+                res.debug_info = "btf"
+            else:
+                res.debug_info = "dwarf"
+                res.vmlinux = vmlinux or "(found by build-id in the default places)"
             snap = inspect(
                 prog, source={"kind": "vmcore", "vmcore": os.path.abspath(path)}, linear_map=True
             )
@@ -243,6 +252,7 @@ def render_summary(results: list[DumpResult], seconds: float, jobs: int) -> str:
                 [
                     r.path,
                     r.release,
+                    r.debug_info,
                     r.layout,
                     f"{r.count}/{r.capacity}",
                     r.summary.get("error", 0),
@@ -260,6 +270,7 @@ def render_summary(results: list[DumpResult], seconds: float, jobs: int) -> str:
                     "-",
                     "-",
                     "-",
+                    "-",
                     f"FAILED: {r.error}",
                     f"{r.seconds:.1f}",
                 ]
@@ -268,9 +279,9 @@ def render_summary(results: list[DumpResult], seconds: float, jobs: int) -> str:
     rate = len(results) / seconds if seconds > 0 else 0.0
     table = tabulate(
         rows,
-        ["dump", "kernel", "layout", "count", "err", "warn", "findings", "s"],
+        ["dump", "kernel", "types", "layout", "count", "err", "warn", "findings", "s"],
         tablefmt="simple",
-        maxcolwidths=[60, None, None, None, None, None, 60, None],
+        maxcolwidths=[60, None, None, None, None, None, None, 60, None],
     )
     return (
         f"{table}\n\n{len(results)} dumps, {ok} read, {len(results) - ok} failed; "

@@ -600,6 +600,9 @@ def _check_array(c: _Ctx) -> None:
         "array": f"{rm.array_address:#x}",
         "entry_size": rm.entry_size,
     }
+    if c.snap.source.get("symbol_evidence"):
+        # read without a vmlinux: how the statics (reserved_mem_count) were located
+        ev["symbols"] = c.snap.source["symbol_evidence"]
     bad = []
     if rm.count is None:
         bad.append("reserved_mem_count is unreadable")

@@ -48,6 +48,13 @@ def _add_source(p: argparse.ArgumentParser) -> None:
         help="live fallback without a vmlinux: read /sys/firmware, debugfs memblock, "
         "/proc/iomem and the kernel log (root)",
     )
+    g.add_argument(
+        "--types",
+        choices=("auto", "dwarf", "btf"),
+        default="auto",
+        help="where types and symbols come from: dwarf (the vmlinux), btf (the kernel's own "
+        "BTF and kallsyms, no vmlinux needed), auto (the vmlinux when given or found, else btf)",
+    )
     p.add_argument(
         "--no-linear-map",
         action="store_true",
@@ -123,10 +130,20 @@ def _snapshot(args: argparse.Namespace) -> Any:
         prog = open_qemu(args.qemu, args.vmlinux)
         source = {"kind": "qemu", "qmp": os.path.abspath(args.qemu)}
     elif args.vmcore:
-        prog = open_vmcore(args.vmcore, args.vmlinux)
+        prog = open_vmcore(args.vmcore, args.vmlinux, args.types)
         source = {"kind": "vmcore", "vmcore": os.path.abspath(args.vmcore)}
     else:
-        prog = open_live(args.vmlinux)
+        try:
+            prog = open_live(args.vmlinux, args.types)
+        except InputError as e:
+            if args.vmlinux or args.types != "auto":
+                raise
+            # no vmlinux, and no usable kallsyms/BTF: the sysfs/debugfs fallback
+            from rmem_inspect.collect.sysfs import read_sysfs
+
+            snap = read_sysfs()
+            snap.source["why_not_drgn"] = str(e)
+            return snap
         source = {"kind": "live"}
     return inspect(prog, source=source, linear_map=not args.no_linear_map)
 

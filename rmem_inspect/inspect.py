@@ -123,6 +123,7 @@ def inspect(
     from rmem_inspect.collect.reserved_mem import NoReservedMem, read_reserved_mem
 
     snap = Snapshot(kernel=_kernel_info(prog), source=dict(source or {}), tool_version=__version__)
+    _record_debug_info(prog, snap)
     try:
         snap.reserved_mem = read_reserved_mem(prog)
     except NoReservedMem:
@@ -165,6 +166,19 @@ def inspect(
     else:
         snap.missing["linear_map"] = "not requested"
     return snap
+
+
+def _record_debug_info(prog: Program, snap: Snapshot) -> None:
+    """Say in the snapshot where types and symbols came from (kallsyms+BTF: with the
+    evidence for statics told apart by their neighbours)."""
+    from rmem_inspect.collect.kernel_btf import CACHE_KEY, KernelSymbols
+
+    info = prog.cache.get(CACHE_KEY)
+    if not isinstance(info, KernelSymbols):
+        return
+    snap.source["debug_info"] = "types from the kernel's BTF, symbols from kallsyms"
+    snap.source["btf"] = f"{info.btf_source} ({info.btf_bytes} bytes, {info.btf_types} types)"
+    snap.source["symbol_evidence"] = list(info.evidence)
 
 
 def _walk_nomap(prog: Program, snap: Snapshot) -> list[LinearMapCheck]:

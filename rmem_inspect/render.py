@@ -173,8 +173,18 @@ def _header(report: Report) -> list[tuple[str, str]]:
     rm = snap.reserved_mem
     rows = [
         ("kernel", f"{snap.kernel.release} ({snap.kernel.arch})"),
-        ("source", ", ".join(f"{k}={v}" for k, v in snap.source.items()) or "-"),
+        (
+            "source",
+            ", ".join(
+                f"{k}={v}"
+                for k, v in snap.source.items()
+                if k not in ("debug_info", "symbol_evidence")
+            )
+            or "-",
+        ),
     ]
+    if "debug_info" in snap.source:  # kallsyms + BTF, no vmlinux
+        rows.append(("debug info", str(snap.source["debug_info"])))
     if rm is None:
         rows.append(("reserved_mem", "not read: " + snap.missing.get("reserved_mem", "?")))
         return rows

@@ -38,6 +38,7 @@ __all__ = [
     "open_live",
     "open_qemu",
     "open_vmcore",
+    "open_without_vmlinux",
 ]
 
 
@@ -247,12 +248,43 @@ def _vet_vmlinux(path: str, dump: ElfInfo | None, build_id: str | None) -> None:
         )
 
 
-def open_vmcore(vmcore: str, vmlinux: str | None = None) -> drgn.Program:
-    """A Program on ``vmcore`` with the matching vmlinux's debug info loaded."""
+def open_vmcore(vmcore: str, vmlinux: str | None = None, types: str = "auto") -> drgn.Program:
+    """A Program on ``vmcore`` with the matching vmlinux's debug info loaded, or,
+    without a vmlinux (or with ``types="btf"``), with the kernel's kallsyms and BTF.
+
+    :param types: ``"dwarf"`` needs a vmlinux; ``"btf"`` reads the kernel's own kallsyms
+        and BTF; ``"auto"`` takes the vmlinux when one is given or found, else kallsyms
+        and BTF (``--types``).
+    """
     info = _vet_dump(vmcore)
     assert info.vmcoreinfo is not None
     release = info.vmcoreinfo.get("OSRELEASE", "")
     build_id = info.vmcoreinfo.get("BUILD-ID")
+    if types == "btf" or (types == "auto" and vmlinux is None):
+        found = (
+            None
+            if types == "btf"
+            else find_vmlinux(release, build_id)
+            or debuginfod_vmlinux(build_id, lambda p: p.set_core_dump(vmcore))
+        )
+        if found is None:
+            prog = drgn.Program()
+            try:
+                prog.set_core_dump(vmcore)
+            except Exception as e:  # drgn raises OSError/ValueError/NotImplementedError
+                raise InputError(f"drgn cannot open {vmcore}: {e}") from None
+            try:
+                open_without_vmlinux(prog, vmcore, release)
+            except InputError as e:
+                if types == "btf":
+                    raise
+                raise InputError(
+                    f"no vmlinux with debug info found for {release} (build-id {build_id})"
+                    f"{_debuginfod_note()}, and {e}"
+                ) from None
+            _check_translation(prog, vmcore)
+            return prog
+        vmlinux = found
     if vmlinux is None:
         vmlinux = find_vmlinux(release, build_id) or debuginfod_vmlinux(
             build_id, lambda p: p.set_core_dump(vmcore)
@@ -312,14 +344,39 @@ def _load(prog: drgn.Program, vmlinux: str) -> None:
         raise InputError(f"{vmlinux} does not provide the kernel's types") from None
 
 
-def open_live(vmlinux: str | None = None) -> drgn.Program:
-    """A Program on the running kernel (/proc/kcore): needs root."""
+def open_live(vmlinux: str | None = None, types: str = "auto") -> drgn.Program:
+    """A Program on the running kernel (/proc/kcore): needs root. Without a vmlinux
+    (or with ``types="btf"``): /proc/kallsyms and /sys/kernel/btf/vmlinux."""
     if os.geteuid() != 0:
         raise InputError("live mode reads /proc/kcore and needs root: run with sudo")
     if not os.access("/proc/kcore", os.R_OK):
         raise InputError("/proc/kcore is not readable (CONFIG_PROC_KCORE off or locked down)")
     release = os.uname().release
     build_id = _running_build_id()
+    if types == "btf" or (types == "auto" and vmlinux is None):
+        found = (
+            None
+            if types == "btf"
+            else find_vmlinux(release, build_id)
+            or debuginfod_vmlinux(build_id, lambda p: p.set_kernel())
+        )
+        if found is None:
+            prog = drgn.Program()
+            try:
+                prog.set_kernel()
+            except Exception as e:
+                raise InputError(f"drgn cannot open the running kernel: {e}") from None
+            try:
+                open_without_vmlinux(prog, "the running kernel", release)
+            except InputError as e:
+                if types == "btf":
+                    raise
+                raise InputError(
+                    f"no vmlinux with debug info found for the running kernel {release}"
+                    f"{_debuginfod_note()}, and {e}"
+                ) from None
+            return prog
+        vmlinux = found
     if vmlinux is None:
         vmlinux = find_vmlinux(release, build_id) or debuginfod_vmlinux(
             build_id, lambda p: p.set_kernel()
@@ -363,6 +420,76 @@ def open_qemu(socket: str, vmlinux: str | None = None) -> drgn.Program:
         raise InputError(f"drgn cannot attach to the QEMU guest at {socket}: {e}") from None
     _load(prog, vmlinux)
     return prog
+
+
+def open_without_vmlinux(prog: drgn.Program, what: str, release: str) -> None:
+    """Give ``prog`` symbols from the kernel's kallsyms and types from its BTF.
+
+    Each way this can fail is one sentence: drgn without a kallsyms loader, kallsyms
+    this drgn cannot read, a kernel whose kallsyms lists no data symbols
+    (CONFIG_KALLSYMS_ALL off), a kernel without BTF, a BTF blob that is not valid.
+    """
+    from rmem_inspect.collect.kernel_btf import (
+        KernelSymbols,
+        btf_blob_from_image,
+        install,
+    )
+    from rmem_inspect.formats.btf import Btf, BtfError
+
+    try:
+        from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
+    except ImportError:
+        raise InputError(
+            f"drgn {drgn.__version__} has no kallsyms loader (drgn.helpers.linux.kallsyms, "
+            "drgn 0.0.30+), so it cannot read this kernel without a vmlinux: pass --vmlinux"
+        ) from None
+    try:
+        index = load_vmlinux_kallsyms(prog)
+        prog.register_symbol_finder("kallsyms", index, enable_index=0)
+        prog.symbol("_stext")
+    except drgn.FaultError as e:  # as in _check_translation(): no address translation
+        raise InputError(
+            f"drgn {drgn.__version__} cannot read kernel memory in {what} ({e}); "
+            "reading arm64 dumps on another architecture needs drgn >= 0.1.0"
+        ) from None
+    except Exception as e:  # drgn raises LookupError/ValueError/OSError here
+        raise InputError(
+            f"drgn {drgn.__version__} could not read the kallsyms of {what} ({e}); drgn "
+            "releases before 0.1.0 cannot read the kallsyms of 7.x kernels: use a newer drgn "
+            "or pass --vmlinux"
+        ) from None
+    if not prog.symbols("memblock"):
+        raise InputError(
+            f"the kallsyms of kernel {release} lists no data symbols (memblock, reserved_mem: "
+            "the kernel was built without CONFIG_KALLSYMS_ALL), so a vmlinux with debug info "
+            "is needed for this kernel: pass --vmlinux"
+        )
+    info = KernelSymbols()
+    try:
+        if prog.flags & drgn.ProgramFlags.IS_LIVE and os.path.exists(LIVE_BTF):
+            with open(LIVE_BTF, "rb") as f:
+                blob = f.read()
+            info.btf_source = LIVE_BTF
+        else:
+            blob = btf_blob_from_image(prog)
+            info.btf_source = "__start_BTF..__stop_BTF"
+    except LookupError:
+        raise InputError(
+            f"kernel {release} has no BTF (__start_BTF is not in its kallsyms: built without "
+            "CONFIG_DEBUG_INFO_BTF), so a vmlinux with debug info is needed: pass --vmlinux"
+        ) from None
+    except (OSError, drgn.FaultError, BtfError) as e:
+        raise InputError(f"cannot read the BTF of {what}: {e}; pass --vmlinux") from None
+    try:
+        btf = Btf(blob)
+    except BtfError as e:
+        raise InputError(f"the BTF of {what} is not valid: {e}; pass --vmlinux") from None
+    info.btf_bytes = len(blob)
+    install(prog, btf, info)
+
+
+#: The running kernel's BTF (CONFIG_DEBUG_INFO_BTF, kernel/bpf/sysfs_btf.c).
+LIVE_BTF = "/sys/kernel/btf/vmlinux"
 
 
 def _running_build_id() -> str | None:

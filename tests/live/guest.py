@@ -77,7 +77,9 @@ p = drgn.Program(); p.set_kernel()
 p.register_symbol_finder('kallsyms', load_vmlinux_kallsyms(p), enable_index=0)
 print(p.symbol('memblock'))"
 run fallback $ri report --live --no-debug-info --format json
-run no_debug_info $ri check --live --format json
+run no_vmlinux $ri check --live --format json
+run no_vmlinux_btf $ri check --live --types btf --format json
+run no_debug_info $ri check --live --types dwarf --format json
 drop="import os, runpy, sys; os.setgid(65534); os.setuid(65534); sys.argv[0] = 'rmem_inspect'"
 run not_root python3 -c "$drop; runpy.run_module('rmem_inspect', run_name='__main__')" \
     check --live --vmlinux /tmp/vmlinux

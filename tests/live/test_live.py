@@ -145,6 +145,34 @@ def test_fallback_without_debug_info(series: str, scenario: str) -> None:
 
 
 @pytest.mark.parametrize("series,scenario", CASES, ids=IDS)
+def test_live_without_vmlinux(series: str, scenario: str) -> None:
+    """No vmlinux in the guest: /proc/kcore + /proc/kallsyms + /sys/kernel/btf/vmlinux
+    give the findings of the dump of that boot; a kernel whose kallsyms lists no data
+    symbols (6.1: no CONFIG_KALLSYMS_ALL) gets the sysfs fallback, which names that as
+    the reason, and ``--types btf`` refuses it in one line."""
+    run = guest_run(series, scenario)
+    r, forced = run.runs["no_vmlinux"], run.runs["no_vmlinux_btf"]
+    assert r.rc in (0, 1), r.stderr
+    rj, dj = r.json(), run.dump.json()
+    if "debug_info" in rj["source"]:
+        assert rj["source"]["kind"] == "live"
+        assert rj["source"]["debug_info"] == "types from the kernel's BTF, symbols from kallsyms"
+        assert rj["source"]["btf"].startswith("/sys/kernel/btf/vmlinux")
+        assert triples(rj) == triples(dj)
+        assert r.rc == run.dump.rc
+        assert forced.rc == r.rc and triples(forced.json()) == triples(dj)
+    else:
+        assert series == "6.1", rj["source"]
+        assert rj["source"]["kind"] == "sysfs"
+        assert "CONFIG_KALLSYMS_ALL" in rj["source"]["why_not_drgn"]
+        drop = NEEDS_DEBUG_INFO | {"RMEM-SOURCE-MISSING"}
+        assert triples(rj, drop) == triples(dj, drop)
+        assert forced.rc == 2 and forced.stdout == ""
+        lines = forced.stderr.splitlines()
+        assert len(lines) == 1 and "lists no data symbols" in lines[0], forced.stderr
+
+
+@pytest.mark.parametrize("series,scenario", CASES, ids=IDS)
 def test_live_errors_are_one_line(series: str, scenario: str) -> None:
     run = guest_run(series, scenario)
     for name, text in (

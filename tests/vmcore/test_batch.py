@@ -56,3 +56,32 @@ def test_batch_all_dumps_and_a_corrupt_one(tmp_path: Path) -> None:
         assert {(c, n) for c, n in r.findings} == expected_findings(scenario, series)
     summary = render_summary(results, seconds, 2)
     assert "1 failed" in summary and "truncated" in summary
+
+
+def test_batch_without_vmlinux_reads_kallsyms_and_btf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No vmlinux anywhere (an empty cache, no debug directories): the 6.12 and 7.x
+    dumps are read from their own kallsyms and BTF with the same findings; the 6.1
+    ones (no CONFIG_KALLSYMS_ALL) are error records that say so."""
+    where = {}
+    for series, scenario in MATRIX:
+        m = manifest_for(series, scenario)
+        d = tmp_path / "dumps" / f"{series}-{scenario}"
+        d.mkdir(parents=True)
+        (d / "vmcore").symlink_to(m.path("vmcore"))
+        where[str(d / "vmcore")] = (series, scenario)
+    monkeypatch.setenv("RMEM_INSPECT_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("RMEM_INSPECT_DEBUG_DIRS", "")
+    results, seconds = run_batch(str(tmp_path / "dumps"), debug_dirs=[], jobs=2)
+    assert len(results) == len(MATRIX)
+    for r in results:
+        series, scenario = where[r.path]
+        if series == "6.1":
+            assert r.status == "error" and r.error is not None
+            assert "CONFIG_KALLSYMS_ALL" in r.error and "\n" not in r.error
+            continue
+        assert r.status == "ok", (r.path, r.error)
+        assert r.debug_info == "btf" and r.vmlinux is None
+        assert {(c, n) for c, n in r.findings} == expected_findings(scenario, series)
+    assert " btf " in render_summary(results, seconds, 2)

@@ -48,8 +48,12 @@ def test_bench_one_dump_and_replay(tmp_path: Path) -> None:
             assert r["wall"] > 0 and r["cpu"] > 0 and r["rss"] > 100 * 1024  # KiB: drgn alone
     # the report child holds the bare work and more: never less memory
     assert min(r["rss"] for r in dump["report"]) >= 0.95 * min(r["rss"] for r in dump["bare"])
+    # without a vmlinux: measured beside them, and with no DWARF index it holds far less
+    assert dump["btf_skipped"] is None and len(dump["btf"]) == 2
+    assert max(r["rss"] for r in dump["btf"]) < min(r["rss"] for r in dump["bare"])
     md = out_md.read_text()
     assert "| 6.12/baseline | 5 |" in md and md.startswith("Machine: ")
+    assert "No vmlinux: `report --types btf`" in md
     replay = subprocess.run(
         [sys.executable, "bench/run.py", "--from-json", str(out_json)],
         cwd=ROOT,
