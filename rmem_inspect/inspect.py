@@ -123,6 +123,10 @@ def inspect(
     from rmem_inspect.collect.reserved_mem import NoReservedMem, read_reserved_mem
 
     snap = Snapshot(kernel=_kernel_info(prog), source=dict(source or {}), tool_version=__version__)
+    if snap.source.get("kind") == "vmcore" and snap.source.get("vmcore"):
+        from rmem_inspect.collect.kdump import describe_dump
+
+        snap.source.update(describe_dump(str(snap.source["vmcore"])))
     try:
         snap.reserved_mem = read_reserved_mem(prog)
     except NoReservedMem:

@@ -483,8 +483,11 @@ def build(
         for k in kernels:
             for name in (s for s in scenarios if s in KDUMP_SCENARIOS):
                 dtb = cache / "dumps" / k.release / name / "board.dtb"
+                sc = known[name]
                 try:
-                    results += kdump_capture(k, busybox, name, dtb, qver, cache, force, say)
+                    results += kdump_capture(
+                        k, busybox, name, dtb, qver, cache, force, say, machine(sc), append(sc)
+                    )
                 except Exception as e:
                     errors.append(f"[{k.series} {name} kdump] {type(e).__name__}: {e}")
     if errors:

@@ -72,8 +72,8 @@ KDUMP_PACKAGES = ("kexec-tools", "makedumpfile")
 SKIP_PACKAGES = re.compile(r"^(perl.*|libperl.*|debconf|cdebconf|dpkg|tar|readline-common)$")
 #: The four scenarios of issue 15: the overflow, a clean board, nomap-conflict, alloc-fail.
 KDUMP_SCENARIOS = ("overflow", "baseline", "nomap-conflict", "alloc-fail")
-MACHINE = ["-M", "virt", "-cpu", "cortex-a57", "-m", "1G", "-smp", "2", "-nic", "none"]
-APPEND = "console=ttyAMA0 crashkernel=256M"
+#: Added to the scenario's command line (the QEMU dump's, from vmcores/build.py).
+CRASHKERNEL = "crashkernel=256M"
 CAPTURE_APPEND = "console=ttyAMA0 nr_cpus=1 reset_devices"
 #: Raw output disks are sparse; the /proc/vmcore copy needs guest RAM plus headers.
 DISK_BYTES = 1280 << 20
@@ -291,9 +291,13 @@ def capture(
     cache: Path,
     force: bool,
     log: Log,
+    machine: list[str],
+    append: str,
 ) -> list[DumpManifest]:
     """Capture ``scenario`` on ``kernel`` with kdump (or reuse the capture); one manifest
-    per format that was written."""
+    per format that was written. ``machine`` and ``append`` are the QEMU machine and the
+    command line of the scenario's QEMU dump; ``crashkernel=256M`` is added."""
+    append = f"{append} {CRASHKERNEL}"
     out = cache / "kdump" / kernel.release / scenario
     out.mkdir(parents=True, exist_ok=True)
     with open(out / ".lock", "w") as lock:
@@ -309,8 +313,8 @@ def capture(
                     [p.sha256 for p in debs],
                     _sha_file(initrd),
                     qver,
-                    MACHINE,
-                    APPEND,
+                    machine,
+                    append,
                     CAPTURE_APPEND,
                 ]
             ).encode()
@@ -333,7 +337,7 @@ def capture(
         _input_disk(kernel, initrd, work / "rmem-in.img")
         command = [
             "qemu-system-aarch64",
-            *MACHINE,
+            *machine,
             "-kernel",
             kernel.vmlinuz,
             "-initrd",
@@ -341,7 +345,7 @@ def capture(
             "-dtb",
             str(out / "board.dtb"),
             "-append",
-            APPEND,
+            append,
             "-device",
             "vmcoreinfo",
             "-display",

@@ -38,6 +38,7 @@ __all__ = [
     "KdumpError",
     "KdumpHeader",
     "UTS_MACHINES",
+    "describe_dump",
     "is_flattened",
     "read_kdump",
     "reassemble",
@@ -287,3 +288,19 @@ def read_kdump(path: str, *, bitmap: bool = False) -> KdumpHeader | None:
                     if pd.count(0) != PAGE_DESC_SIZE:
                         hdr.described_size = max(hdr.described_size, offset + size)
         return hdr
+
+
+def describe_dump(path: str) -> dict[str, object]:
+    """The dump's ``format``, ``compression`` and ``dump_level`` (None: not known, as
+    for ELF dumps, whose headers do not record it), for the report's source line."""
+    try:
+        kd = read_kdump(path)
+        if kd is not None:
+            kind = "flattened kdump-compressed" if kd.flattened else "kdump-compressed"
+            return {"format": kind, "compression": kd.compression, "dump_level": kd.dump_level}
+        with open(path, "rb") as f:
+            flat = is_flattened(f.read(len(FLAT_SIGNATURE)))
+    except (OSError, KdumpError):
+        return {}
+    return {"format": "flattened ELF" if flat else "ELF", "compression": "none",
+            "dump_level": None}  # fmt: skip
