@@ -45,6 +45,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -178,24 +179,50 @@ def _sha_file(path: Path) -> str:
     return h.hexdigest()
 
 
+_USERLANDS: dict[Path, tuple[Path, list[Package]]] = {}
+_USERLAND_LOCK = threading.Lock()
+
+
 def _userland(cache: Path, log: Log) -> tuple[Path, list[Package]]:
-    """kexec-tools, makedumpfile and the arm64 libraries they load, unpacked (cached)."""
+    """kexec-tools, makedumpfile and the arm64 libraries they load, unpacked (cached on
+    disk, and resolved once per process: apt costs seconds per package)."""
+    with _USERLAND_LOCK:
+        if cache not in _USERLANDS:
+            _USERLANDS[cache] = _resolve_userland(cache, log)
+        return _USERLANDS[cache]
+
+
+def _resolve_userland(cache: Path, log: Log) -> tuple[Path, list[Package]]:
     apt = PrivateApt(cache / "apt", SUITE, host_mirror())
     names = [n for n in resolve_closure(apt, KDUMP_PACKAGES) if not SKIP_PACKAGES.match(n)]
-    debs = apt.download(names, cache / "debs")
-    key = _sha(json.dumps([KDUMP_VERSION, [p.sha256 for p in debs]]).encode())[:16]
+    # One apt-cache call for every version and checksum; download only what is new.
+    shown = apt._run("apt-cache", "show", "--no-all-versions", *names)
+    fields = {}
+    for stanza in shown.split("\n\n"):
+        f = dict(re.findall(r"^(Package|Version|SHA256|Architecture): (\S+)$", stanza, re.M))
+        if "Package" in f:
+            fields[f["Package"]] = f
+    key = _sha(
+        json.dumps([KDUMP_VERSION, [(n, fields.get(n, {}).get("SHA256")) for n in names]]).encode()
+    )[:16]
     root = cache / "kdump-userland" / key
-    if not root.is_dir():
-        tmp = root.with_name(root.name + ".part")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for p in debs:
-            subprocess.run(["dpkg-deb", "-x", p.file, str(tmp)], check=True)
-        merge_usr(tmp)
-        for sub in ("usr/share", "usr/lib/aarch64-linux-gnu/perl-base", "var", "etc/xen"):
-            shutil.rmtree(tmp / sub, ignore_errors=True)
-        tmp.replace(root)
-        log(f"kdump userland: {len(debs)} trixie arm64 packages unpacked")
+    stamp = root.with_name(key + ".json")
+    if root.is_dir() and stamp.exists():
+        debs = [Package(**p) for p in json.loads(stamp.read_text())]
+        return root, debs
+    debs = apt.download(names, cache / "debs")
+    tmp = root.with_name(root.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for p in debs:
+        subprocess.run(["dpkg-deb", "-x", p.file, str(tmp)], check=True)
+    merge_usr(tmp)
+    for sub in ("usr/share", "var", "etc/xen"):
+        shutil.rmtree(tmp / sub, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
+    tmp.replace(root)
+    stamp.write_text(json.dumps([vars(p) for p in debs], indent=1) + "\n")
+    log(f"kdump userland: {len(debs)} trixie arm64 packages unpacked")
     return root, debs
 
 

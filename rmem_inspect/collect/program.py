@@ -194,9 +194,10 @@ def open_vmcore(vmcore: str, vmlinux: str | None = None) -> drgn.Program:
     try:
         with open(vmcore, "rb") as f:
             flattened = is_flattened(f.read(16))
-    except OSError:
-        flattened = False  # _vet_dump names the problem
-    if flattened and read_kdump(vmcore) is None:
+        flat_elf = flattened and read_kdump(vmcore) is None
+    except (OSError, KdumpError):
+        flat_elf = False  # _vet_dump names the problem
+    if flat_elf:
         with _reassembled(vmcore) as plain:
             prog = _open_plain(plain, vmlinux, vmcore, "flattened ELF")
         return prog
