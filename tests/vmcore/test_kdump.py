@@ -129,3 +129,32 @@ def test_capture_records_what_it_ran() -> None:
             "makedumpfile",
         }
         assert m.dump_format in ("elf", "kdump")
+
+
+def test_batch_reads_kdump_dumps(tmp_path: Path) -> None:
+    """batch treats compressed, flattened and ELF kdump dumps as dumps; each vmlinux is
+    found by the build-id in the dump's own VMCOREINFO (kdump header or ELF note)."""
+    from rmem_inspect.batch import run_batch
+    from tests.expected import expected_findings
+
+    _d, six_one = _captures("6.1", "overflow")
+    by_job = {m.capture.split(":", 1)[1]: m for m in six_one}
+    _d, six_twelve = _captures("6.12", "overflow")
+    files = {
+        "zlib.kdump": by_job["zlib-d31"].path("vmcore"),
+        "zlib.flat": by_job["zlib-d31"].path("flattened"),
+        "zstd.kdump": by_job["zstd-d31"].path("vmcore"),
+        "copy-6.12.vmcore": six_twelve[0].path("vmcore"),
+    }
+    series = {"copy-6.12.vmcore": "6.12"}
+    for name, src in files.items():
+        (tmp_path / name).symlink_to(src)
+    results, _seconds = run_batch(
+        str(tmp_path), debug_dirs=[str(default_cache() / "kernels")], jobs=1, jsonl=None
+    )
+    assert sorted(Path(r.path).name for r in results) == sorted(files)
+    for r in results:
+        assert r.status == "ok", (r.path, r.error)
+        assert r.build_id and r.vmlinux and Path(r.vmlinux).is_file()
+        want = expected_findings("overflow", series.get(Path(r.path).name, "6.1"))
+        assert {(c, n) for c, n in r.findings} == want, r.path
