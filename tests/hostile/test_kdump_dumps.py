@@ -20,7 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile.conftest import assert_one_line_error, file_state, manifest_for, run_cli
+from tests.hostile.conftest import (
+    DumpLayout,
+    assert_one_line_error,
+    file_state,
+    manifest_for,
+    patch,
+    run_cli,
+    sparse_copy,
+)
 from vmcores.manifest import DumpManifest, default_cache
 
 pytestmark = pytest.mark.vmcore
@@ -149,3 +157,21 @@ def test_excluded_pages_are_named(tmp_path: Path) -> None:
     assert "reserved_mem" in f["message"]
     # The array itself did not read: it is reported, not turned into "ok".
     assert report["summary"]["error"] + report["summary"]["warning"] > 0
+
+
+def test_garbage_kernel_text_segment(tmp_path: Path) -> None:
+    """kexec-tools without ``_text`` in /proc/kallsyms writes a kernel-text PT_LOAD of
+    garbage: /proc/vmcore then claims ~16 EiB. Made here from a real /proc/vmcore copy by
+    giving the PT_LOAD at vaddr ``_text`` (the kernel image) such a size."""
+    m = _capture("vmcore-copy")
+    copy = sparse_copy(m.path("vmcore"), tmp_path / "vmcore")
+    layout = DumpLayout(copy)
+    (text,) = [s for s in layout.segments if s.vaddr >= 0xFFFF000000000000 and s.vaddr
+               and s.vaddr - layout.kimage_voffset == s.paddr]  # fmt: skip
+    # Elf64_Phdr: p_filesz at +32, p_memsz at +40.
+    garbage = struct.pack("<QQ", 0xFFFFFFFFFFFF0000 - text.offset, 0xFFFFFFFFFFFF0000)
+    patch(copy, text.header_offset + 32, garbage)
+    line = assert_one_line_error(
+        run_cli("check", "--vmcore", copy, "--vmlinux", m.path("vmlinux")), str(copy), "_text"
+    )
+    assert "kexec" in line and "CONFIG_KALLSYMS_ALL" in line
