@@ -93,7 +93,9 @@ def _vet_dump(path: str) -> ElfInfo | KdumpHeader:
     try:
         kd = read_kdump(path, bitmap=True)
     except KdumpError as e:
-        raise InputError(f"{path} is a damaged kdump-compressed dump: {e}") from None
+        raise InputError(
+            f"{path} is a damaged kdump-compressed dump: {e}; copy or capture the dump again"
+        ) from None
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror}") from None
     if kd is not None:
@@ -150,8 +152,8 @@ def _vet_kdump(path: str, kd: KdumpHeader) -> KdumpHeader:
         )
     if kd.file_size < kd.described_size:
         raise InputError(
-            f"{path} is truncated: {kd.file_size} bytes, its headers and page table describe "
-            f"{kd.described_size}; copy or capture the dump again"
+            f"{path} is truncated: {kd.file_size} bytes, its headers and page descriptors "
+            f"describe {kd.described_size}; copy or capture the dump again"
         )
     if kd.vmcoreinfo is None:
         raise InputError(
@@ -213,7 +215,9 @@ def _reassembled(path: str) -> Iterator[str]:
         try:
             reassemble(path, tmp)
         except KdumpError as e:
-            raise InputError(f"{path} is a damaged flattened dump: {e}") from None
+            raise InputError(
+                f"{path} is a damaged flattened dump: {e}; copy or capture the dump again"
+            ) from None
         except OSError as e:
             raise InputError(
                 f"cannot reassemble the flattened dump {path} in {os.path.dirname(tmp)}: "
