@@ -297,7 +297,15 @@ def describe_dump(path: str) -> dict[str, object]:
         kd = read_kdump(path)
         if kd is not None:
             kind = "flattened kdump-compressed" if kd.flattened else "kdump-compressed"
-            return {"format": kind, "compression": kd.compression, "dump_level": kd.dump_level}
+            out: dict[str, object] = {
+                "format": kind,
+                "compression": kd.compression,
+                "dump_level": kd.dump_level,
+            }
+            if kd.incomplete:
+                # makedumpfile sets it when it could not write every page (ENOSPC).
+                out["incomplete"] = True
+            return out
         with open(path, "rb") as f:
             flat = is_flattened(f.read(len(FLAT_SIGNATURE)))
     except (OSError, KdumpError):
