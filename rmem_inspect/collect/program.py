@@ -274,9 +274,31 @@ def _open_plain(path: str, vmlinux: str | None, shown: str, flat: str | None) ->
         desc = {"format": flat or "ELF", "compression": "none", "dump_level": None}
     with contextlib.suppress(AttributeError):
         prog.cache[DUMP_CACHE_KEY] = desc
+    if isinstance(info, KdumpHeader):
+        _check_pages(prog, info, shown)
     _load(prog, vmlinux)
     _check_translation(prog, shown)
     return prog
+
+
+def _check_pages(prog: drgn.Program, kd: KdumpHeader, what: str) -> None:
+    """Before the debug info is loaded (its module lookup would log every failed read),
+    read the page holding ``init_uts_ns`` (VMCOREINFO's ``SYMBOL(init_uts_ns)``, written
+    by kernel/crash_core.c) to find pages libkdumpfile cannot decompress."""
+    try:
+        addr = int((kd.vmcoreinfo or {}).get("SYMBOL(init_uts_ns)", ""), 16)
+        prog.read(addr, 8)
+    except ValueError:
+        return
+    except drgn.FaultError as e:
+        if "compression" in str(e).lower():
+            # libkdumpfile (src/kdumpfile/diskdump.c): "Unsupported compression method"
+            # when built without it, "Decompression failed" on damaged page data.
+            raise InputError(
+                f"drgn {drgn.__version__} cannot decompress the {kd.compression} pages of "
+                f"{what} ({e}): the dump is damaged, or this drgn's libkdumpfile lacks "
+                f"{kd.compression}; recompress it with makedumpfile (-c zlib, -l lzo, -z zstd)"
+            ) from None
 
 
 def _check_translation(prog: drgn.Program, what: str) -> None:

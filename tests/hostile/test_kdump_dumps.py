@@ -175,3 +175,17 @@ def test_garbage_kernel_text_segment(tmp_path: Path) -> None:
         run_cli("check", "--vmcore", copy, "--vmlinux", m.path("vmlinux")), str(copy), "_text"
     )
     assert "kexec" in line and "CONFIG_KALLSYMS_ALL" in line
+
+
+def test_undecodable_pages(tmp_path: Path) -> None:
+    """Page data libkdumpfile cannot decompress is one line naming the compression."""
+    from tests.dumps import reencode_snappy
+
+    m = _capture("plain-d31")
+    bad = reencode_snappy(m.path("vmcore"), tmp_path / "vmcore", damage=True)
+    assert_one_line_error(
+        run_cli("check", "--vmcore", bad, "--vmlinux", m.path("vmlinux")),
+        str(bad),
+        "cannot decompress the snappy pages",
+        "damaged",
+    )

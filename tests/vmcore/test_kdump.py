@@ -21,7 +21,7 @@ from rmem_inspect import checks
 from rmem_inspect.collect.program import open_vmcore
 from rmem_inspect.inspect import inspect
 from rmem_inspect.render import report_json
-from tests.dumps import manifest_for
+from tests.dumps import manifest_for, reencode_snappy
 from vmcores.kdump import JOBS, KDUMP_SCENARIOS
 from vmcores.manifest import DumpManifest, default_cache
 
@@ -155,3 +155,16 @@ def test_batch_reads_kdump_dumps(tmp_path: Path) -> None:
         assert r.build_id and r.vmlinux and Path(r.vmlinux).is_file()
         want = expected_findings("overflow", series.get(Path(r.path).name, "6.1"))
         assert {(c, n) for c, n in r.findings} == want, r.path
+
+
+def test_snappy_pages_are_read(tmp_path: Path) -> None:
+    """Debian's makedumpfile has no snappy, so a real uncompressed capture (-d 31) is
+    re-encoded here with every page flagged DUMP_DH_COMPRESSED_SNAPPY (0x4) in its page
+    descriptor and header status: drgn's libkdumpfile must decompress it, and the
+    report must equal the QEMU dump's."""
+    _d, manifests = _captures("6.1", "overflow")
+    (m,) = [x for x in manifests if x.capture == "kdump:plain-d31"]
+    snappy = reencode_snappy(m.path("vmcore"), tmp_path / "vmcore.snappy")
+    got = _report(snappy, m.path("vmlinux"))
+    assert got["source"]["compression"] == "snappy"
+    assert _comparable(got) == _comparable(_qemu_report("6.1", "overflow"))
