@@ -303,6 +303,9 @@ def _trim(job: KdumpJob, disk: Path, out: Path) -> str:
             end = read_elf(str(disk)).described_size
     except (KdumpError, ElfError, OSError) as e:
         return str(e)
+    if end > disk.stat().st_size:
+        # e.g. kexec-tools' garbage kernel-text PT_LOAD when /proc/kallsyms has no _text
+        return f"the stream claims {end} bytes, more than its {disk.stat().st_size}-byte disk"
     disk.replace(out)
     os.truncate(out, end)
     subprocess.run(["fallocate", "--dig-holes", str(out)], check=False)
