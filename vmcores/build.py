@@ -10,7 +10,10 @@ For every (kernel series, scenario) pair it:
    kernel hands its VMCOREINFO to ``-device vmcoreinfo``) and prints the full
    kernel log, then a ready marker;
 3. stops the guest and dumps it over QMP (``dump-guest-memory``, ELF), makes
-   the dump sparse and writes ``manifest.json``.
+   the dump sparse and writes ``manifest.json``;
+4. for the :data:`~vmcores.kdump.KDUMP_SCENARIOS`, boots again with ``crashkernel=``,
+   panics and lets a real kdump capture kernel write every format makedumpfile can
+   (:mod:`vmcores.kdump`), one guest at a time (``--no-kdump`` skips this).
 
 Everything lives in the cache (``$RMEM_INSPECT_CACHE``, default
 ``~/.cache/rmem-inspect``); a dump is rebuilt only when one of its inputs
