@@ -48,6 +48,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -83,15 +84,17 @@ DONE = "RMEM-KDUMP-DONE"
 Log = Callable[[str], None]
 
 
+@dataclass(frozen=True)
 class KdumpJob:
-    """One output of the capture kernel: a makedumpfile run, or the /proc/vmcore copy."""
+    """One output of the capture kernel: a makedumpfile run (``args``, flattened with -F),
+    or the /proc/vmcore copy (no ``args``); what it should produce: ``format`` ("elf" or
+    "kdump"), ``compression`` and dump ``level``."""
 
-    def __init__(self, name: str, args: str, fmt: str, compression: str, level: int | None):
-        self.name = name
-        self.args = args
-        self.format = fmt
-        self.compression = compression
-        self.level = level
+    name: str
+    args: str
+    format: str
+    compression: str
+    level: int | None
 
     @property
     def flattened(self) -> bool:

@@ -125,7 +125,13 @@ def test_capture_records_what_it_ran() -> None:
             "kexec-tools",
             "makedumpfile",
         }
-        assert m.dump_format in ("elf", "kdump")
+        (job,) = [j for j in JOBS if m.capture == f"kdump:{j.name}"]
+        # what the dump's own header says, against what the job asked makedumpfile for
+        assert (m.dump_format, m.compression, m.dump_level) == (
+            job.format,
+            job.compression,
+            job.level,
+        )
 
 
 def test_batch_reads_kdump_dumps(tmp_path: Path) -> None:
