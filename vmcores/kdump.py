@@ -76,10 +76,11 @@ SKIP_PACKAGES = re.compile(r"^(perl.*|libperl.*|debconf|cdebconf|dpkg|tar|readli
 KDUMP_SCENARIOS = ("overflow", "baseline", "nomap-conflict", "alloc-fail")
 #: Added to the scenario's command line (the QEMU dump's, from vmcores/build.py).
 CRASHKERNEL = "crashkernel=256M"
-CAPTURE_APPEND = "console=ttyAMA0 nr_cpus=1 reset_devices"
+#: panic=1: a capture kernel that panics reboots, and -no-reboot makes QEMU exit.
+CAPTURE_APPEND = "console=ttyAMA0 nr_cpus=1 reset_devices panic=1"
 #: Raw output disks are sparse; the /proc/vmcore copy needs guest RAM plus headers.
 DISK_BYTES = 1280 << 20
-TIMEOUT = float(os.environ.get("RMEM_FACTORY_KDUMP_TIMEOUT", "900"))
+TIMEOUT = float(os.environ.get("RMEM_FACTORY_KDUMP_TIMEOUT", "600"))
 DONE = "RMEM-KDUMP-DONE"
 Log = Callable[[str], None]
 
@@ -164,9 +165,13 @@ if ! grep -q ' _text$' /proc/kallsyms; then
   mount --bind /tmp/kallsyms /proc/kallsyms
   echo "rmem-kdump: no _text in /proc/kallsyms; _text = _stext - 0x10000 = $text"
 fi
-kexec -p /tmp/Image --initrd=/tmp/initrd --append="{CAPTURE_APPEND}"
-echo "RMEM-KDUMP-LOADED rc=$?"
-echo c > /proc/sysrq-trigger
+if kexec -p /tmp/Image --initrd=/tmp/initrd --append="{CAPTURE_APPEND}"; then
+  echo RMEM-KDUMP-LOADED
+  echo c > /proc/sysrq-trigger
+fi
+# no capture kernel: a panic would hang the guest until the timeout
+echo RMEM-KDUMP-LOAD-FAILED
+poweroff -f
 """
 
 
@@ -404,16 +409,27 @@ def capture(
         log(f"{tag} booting {kernel.release} with crashkernel=256M")
         t0 = time.monotonic()
         with open(out / "qemu.stderr", "wb") as err:
-            proc = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                               timeout=TIMEOUT, check=False)  # fmt: skip
+            status: int | str
+            try:
+                status = subprocess.run(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=err,
+                    stderr=err,
+                    timeout=TIMEOUT,
+                    check=False,
+                ).returncode
+            except subprocess.TimeoutExpired:  # subprocess.run has killed QEMU
+                status = f"killed at the {TIMEOUT:.0f} s timeout"  # fmt: skip
         seconds = round(time.monotonic() - t0, 1)
         try:
             console = (out / "console.log").read_text(errors="replace").replace("\r", "")
         except FileNotFoundError:
             console = ""
         if DONE not in console:
+            why = "kexec -p failed" if "RMEM-KDUMP-LOAD-FAILED" in console else "no capture"
             raise RuntimeError(
-                f"{tag} no capture after {seconds} s (QEMU status {proc.returncode}); "
+                f"{tag} {why} after {seconds} s (QEMU status {status}); "
                 f"console tail:\n" + "\n".join(console.splitlines()[-30:])
             )
         b = console.find("RMEM-FACTORY-DMESG-BEGIN\n")
