@@ -65,7 +65,7 @@ class DumpResult:
 
 
 def _is_dump(path: str) -> bool:
-    """An ELF core file, or a kdump-compressed one (reported as such by the worker)."""
+    """An ELF core file, or a kdump-compressed or flattened makedumpfile file."""
     try:
         with open(path, "rb") as f:
             head = f.read(4096 + 32)
@@ -118,16 +118,21 @@ def inspect_dump(path: str, index: dict[str, str], snapshot_dir: str | None = No
     try:
         from rmem_inspect import checks
         from rmem_inspect.collect.elf import ElfError, read_elf
+        from rmem_inspect.collect.kdump import KdumpError, read_kdump
         from rmem_inspect.collect.kernel_btf import CACHE_KEY
         from rmem_inspect.collect.program import open_vmcore
         from rmem_inspect.errors import InputError
         from rmem_inspect.inspect import inspect
 
+        vmcoreinfo: dict[str, str] = {}
         try:
-            info = read_elf(path)
-            vmcoreinfo = info.vmcoreinfo or {}
-        except (OSError, ElfError):
-            vmcoreinfo = {}
+            kd = read_kdump(path)  # kdump-compressed, flattened or not
+            if kd is not None:
+                vmcoreinfo = kd.vmcoreinfo or {}
+            else:
+                vmcoreinfo = read_elf(path).vmcoreinfo or {}
+        except (OSError, ElfError, KdumpError):
+            pass  # open_vmcore names the problem
         res.build_id = vmcoreinfo.get("BUILD-ID")
         res.release = vmcoreinfo.get("OSRELEASE")
         vmlinux = index.get(res.build_id or "")

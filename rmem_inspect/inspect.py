@@ -124,6 +124,11 @@ def inspect(
 
     snap = Snapshot(kernel=_kernel_info(prog), source=dict(source or {}), tool_version=__version__)
     _record_debug_info(prog, snap)
+
+    if snap.source.get("kind") == "vmcore" and snap.source.get("vmcore"):
+        from rmem_inspect.collect.kdump import describe_dump
+
+        snap.source.update(describe_dump(str(snap.source["vmcore"])))
     try:
         snap.reserved_mem = read_reserved_mem(prog)
     except NoReservedMem:
@@ -165,6 +170,9 @@ def inspect(
         snap.linear_map = _guard(snap, "linear_map", lambda: _walk_nomap(prog, snap))
     else:
         snap.missing["linear_map"] = "not requested"
+    excluded = _guard(snap, "dump pages", lambda: excluded_pages(prog, snap))
+    if excluded:
+        snap.missing["dump pages"] = excluded
     return snap
 
 
@@ -179,6 +187,87 @@ def _record_debug_info(prog: Program, snap: Snapshot) -> None:
     snap.source["debug_info"] = "types from the kernel's BTF, symbols from kallsyms"
     snap.source["btf"] = f"{info.btf_source} ({info.btf_bytes} bytes, {info.btf_types} types)"
     snap.source["symbol_evidence"] = list(info.evidence)
+
+
+#: Pages looked up per structure at most (the arrays are a few pages).
+EXCLUDED_PAGES_CAP = 256
+
+
+def excluded_pages(prog: Program, snap: Snapshot) -> str | None:
+    """Name the pages the verdicts need that a filtered kdump-compressed dump left out.
+
+    makedumpfile drops pages by dump level (``-d``) and records what it kept in the
+    second bitmap of the dump; libkdumpfile refuses reads of the rest. The structures
+    read here are reserved_mem (array and count), memblock (the struct and its region
+    arrays) and the boot FDT; their pages are found by walking the kernel page tables
+    (``follow_phys`` on ``init_mm``). None when nothing is missing or the dump is not
+    kdump-compressed.
+    """
+    from drgn import sizeof
+    from drgn.helpers.linux.mm import follow_phys
+
+    from rmem_inspect.collect.kdump import KdumpHeader
+    from rmem_inspect.collect.program import dump_description
+
+    desc = dump_description(prog)
+    header = desc.get("header") if desc else None
+    if not isinstance(header, KdumpHeader) or not header.bitmap2:
+        return None
+    wanted: list[tuple[str, int, int]] = []
+    for name, file in (
+        ("reserved_mem", "of_reserved_mem.c"),
+        ("reserved_mem_count", "of_reserved_mem.c"),
+        ("total_reserved_mem_cnt", "of_reserved_mem.c"),
+        ("memblock", "memblock.c"),
+    ):
+        try:
+            obj = prog.variable(name, file)
+            wanted.append((name, obj.address_, sizeof(obj)))
+        except (LookupError, ValueError):
+            continue
+    rm = snap.reserved_mem
+    if rm is not None and rm.layout == "dynamic-array" and rm.capacity:
+        wanted.append(("the reserved_mem array", rm.array_address, rm.capacity * rm.entry_size))
+    try:
+        mb = prog["memblock"]
+        region_size = sizeof(prog.type("struct memblock_region"))
+        for part in ("memory", "reserved"):
+            t = getattr(mb, part)
+            n = max(1, min(t.cnt.value_(), t.max.value_()))
+            wanted.append((f"memblock.{part}.regions", t.regions.value_(), n * region_size))
+    except (LookupError, FaultError, AttributeError):
+        pass
+    try:
+        wanted.append(("the boot FDT header", prog["initial_boot_params"].value_(), 40))
+    except (LookupError, FaultError):
+        pass
+    page_size = prog["PAGE_SIZE"].value_()
+    init_mm = prog["init_mm"].address_of_()
+    pages: dict[int, list[str]] = {}
+    for what, addr, size in wanted:
+        if not addr:
+            continue
+        first, last = addr // page_size, (addr + max(size, 1) - 1) // page_size
+        for vpage in range(first, min(last, first + EXCLUDED_PAGES_CAP) + 1):
+            try:
+                phys = follow_phys(init_mm, vpage * page_size).value_()
+            except (FaultError, ValueError, NotImplementedError):
+                continue  # not mapped: the collectors report it themselves
+            pfn = phys // page_size
+            if header.page_dumped(pfn) is False:
+                pages.setdefault(pfn, []).append(f"{what} at {vpage * page_size:#x}")
+    out = [
+        f"pfn {pfn:#x} (phys {pfn * page_size:#x}: {', '.join(whats)})"
+        for pfn, whats in sorted(pages.items())
+    ]
+    if not out:
+        return None
+    level = "" if header.dump_level is None else f" at dump level {header.dump_level}"
+    return (
+        f"makedumpfile excluded {len(out)} page(s) that hold the structures checked here from "
+        f"this dump{level} (its page bitmap has no data for them), so what they hold was not "
+        "read and the verdicts that need it are not made: " + "; ".join(out[:20])
+    )
 
 
 def _walk_nomap(prog: Program, snap: Snapshot) -> list[LinearMapCheck]:

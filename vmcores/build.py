@@ -10,7 +10,10 @@ For every (kernel series, scenario) pair it:
    kernel hands its VMCOREINFO to ``-device vmcoreinfo``) and prints the full
    kernel log, then a ready marker;
 3. stops the guest and dumps it over QMP (``dump-guest-memory``, ELF), makes
-   the dump sparse and writes ``manifest.json``.
+   the dump sparse and writes ``manifest.json``;
+4. for the :data:`~vmcores.kdump.KDUMP_SCENARIOS`, boots again with ``crashkernel=``,
+   panics and lets a real kdump capture kernel write every format makedumpfile can
+   (:mod:`vmcores.kdump`), one guest at a time (``--no-kdump`` skips this).
 
 Everything lives in the cache (``$RMEM_INSPECT_CACHE``, default
 ``~/.cache/rmem-inspect``); a dump is rebuilt only when one of its inputs
@@ -36,6 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from vmcores.debian import SERIES, FetchError, Kernel, Package, fetch_busybox, fetch_kernel
+from vmcores.kdump import KDUMP_SCENARIOS
+from vmcores.kdump import capture as kdump_capture
 from vmcores.manifest import DumpManifest, default_cache
 from vmcores.scenarios import (
     DEFAULT_MEMORY,
@@ -426,8 +431,13 @@ def build(
     jobs: int | None = None,
     force: bool = False,
     log: Log = print,
+    kdump: bool = False,
 ) -> list[DumpManifest]:
-    """Build (or reuse) the dumps for ``series`` x ``scenarios``; return their manifests."""
+    """Build (or reuse) the dumps for ``series`` x ``scenarios``; return their manifests.
+
+    ``kdump``: also capture the :data:`~vmcores.kdump.KDUMP_SCENARIOS` among ``scenarios``
+    with a real in-guest kdump (:mod:`vmcores.kdump`), one guest at a time; their
+    per-format manifests are returned too."""
     cache = cache or default_cache()
     cache.mkdir(parents=True, exist_ok=True)
     for tool, pkg in (
@@ -471,9 +481,21 @@ def build(
             except Exception as e:  # one bad pair must not hide the others' results
                 errors.append(f"[{k.series} {sc.name}] {type(e).__name__}: {e}")
                 say(f"factory: {n}/{len(pairs)} FAILED [{k.series} {sc.name}]")
+    if kdump:
+        # One capture at a time: each boots two kernels under TCG (about 70 s).
+        for k in kernels:
+            for name in (s for s in scenarios if s in KDUMP_SCENARIOS):
+                dtb = cache / "dumps" / k.release / name / "board.dtb"
+                sc = known[name]
+                try:
+                    results += kdump_capture(
+                        k, busybox, name, dtb, qver, cache, force, say, machine(sc), append(sc)
+                    )
+                except Exception as e:
+                    errors.append(f"[{k.series} {name} kdump] {type(e).__name__}: {e}")
     if errors:
         raise BuildError("\n".join(errors))
-    return sorted(results, key=lambda m: (m.series, m.scenario))
+    return sorted(results, key=lambda m: (m.series, m.scenario, m.capture))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -501,6 +523,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, help="cache directory (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
     parser.add_argument("--list", action="store_true", help="list scenarios and series")
+    parser.add_argument(
+        "--no-kdump",
+        action="store_true",
+        help=f"skip the in-guest kdump captures ({', '.join(KDUMP_SCENARIOS)})",
+    )
     args = parser.parse_args(argv)
     if args.list:
         for s in SERIES.values():
@@ -517,12 +544,16 @@ def main(argv: list[str] | None = None) -> int:
             cache=args.cache,
             jobs=args.jobs,
             force=args.force,
+            kdump=not args.no_kdump,
         )
     except BuildError as e:
         print(f"factory: error: {e}", file=sys.stderr)
         return 2
     for m in manifests:
-        print(f"{m.series:5} {m.scenario:20} {m.kernel_release:28} {m.path('vmcore')}")
+        print(
+            f"{m.series:5} {m.scenario:20} {m.capture:18} {m.kernel_release:28} "
+            f"{m.path('vmcore')}"
+        )
     return 0
 
 

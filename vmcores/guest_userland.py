@@ -51,6 +51,8 @@ __all__ = [
     "GuestFiles",
     "build_userland",
     "guest_files",
+    "kernel_modules",
+    "merge_usr",
     "pack_initramfs",
     "resolve_closure",
 ]
@@ -383,3 +385,13 @@ def guest_files(
         files={"/opt/rmem-inspect.deb": deb} if deb is not None else None,
     )
     return GuestFiles(out, disk, size, pkgs)
+
+
+def kernel_modules(kernel: Kernel, wanted: tuple[str, ...], cache: Path) -> list[Path]:
+    """``wanted`` modules of ``kernel`` and their dependencies, decompressed, in load order."""
+    return _kernel_modules(kernel, wanted, cache)
+
+
+def merge_usr(root: Path) -> None:
+    """Make ``root``'s /bin, /sbin, /lib links into usr/ (merged /usr)."""
+    _merge_usr(root)

@@ -54,6 +54,16 @@ class DumpManifest:
     #: Hash of every input; the dump is rebuilt only when it changes.
     key: str
     format: int = FORMAT
+    #: What the dump file is: "elf" (QEMU's dump-guest-memory, /proc/vmcore, makedumpfile
+    #: -E) or "kdump" (makedumpfile's compressed format), its page compression and the
+    #: makedumpfile dump level (None: not filtered).
+    dump_format: str = "elf"
+    compression: str = "none"
+    dump_level: int | None = None
+    #: How it was made: "qemu" (dump-guest-memory) or "kdump:<job>" (vmcores/kdump.py).
+    capture: str = "qemu"
+    #: The capture kernel's userland packages (kexec-tools, makedumpfile, libraries).
+    capture_tools: list[dict] = field(default_factory=list)
     #: Where this manifest was loaded from (not stored).
     directory: str = field(default="", compare=False)
 

@@ -6,8 +6,10 @@ program
 Open a drgn :class:`~drgn.Program` on a crash dump or the running kernel, after
 vetting the inputs so that every problem becomes one clear
 :class:`~rmem_inspect.errors.InputError` sentence: missing or truncated dump,
-kdump-compressed QEMU output, VMCOREINFO missing, another architecture, a
-vmlinux without DWARF or with a different build-id (both named).
+kdump-compressed QEMU output (arm64), broken kexec ELF headers, VMCOREINFO
+missing, another architecture, a vmlinux without DWARF or with a different
+build-id (both named). Every format kdump writes is read: ELF, kdump-compressed
+(zlib, lzo, snappy, zstd as the drgn build has them), filtered, flattened.
 
 Without ``--vmlinux`` the vmlinux is looked up by the kernel's build-id on disk
 (:func:`find_vmlinux`) and, when ``$DEBUGINFOD_URLS`` is set, on those debuginfod
@@ -16,23 +18,34 @@ servers (:func:`debuginfod_vmlinux`); whatever is found is vetted like a given o
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
 import re
+import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import drgn
 
 from rmem_inspect.collect.elf import ElfError, ElfInfo, read_elf
+from rmem_inspect.collect.kdump import (
+    KdumpError,
+    KdumpHeader,
+    is_flattened,
+    read_kdump,
+    reassemble,
+)
 from rmem_inspect.errors import InputError
 
 __all__ = [
+    "DUMP_CACHE_KEY",
     "debug_search_paths",
     "debuginfod_vmlinux",
+    "dump_description",
     "fetch_debuginfod",
     "find_vmlinux",
     "open_live",
@@ -154,63 +167,48 @@ def fetch_debuginfod(build_id: str, urls: Iterable[str], timeout: float = 90.0) 
     return None
 
 
-FLAT_SIGNATURE = b"makedumpfile"
-FLAT_HEADER_SIZE = 4096
-KDUMP_SIGNATURE = b"KDUMP   "
-#: struct disk_dump_header: signature[8], header_version, then struct new_utsname
-#: (6 x 65 bytes: sysname, nodename, release, version, machine, domainname).
-KDUMP_MACHINE_START = 8 + 4 + 4 * 65
-KDUMP_MACHINE_END = KDUMP_MACHINE_START + 65
-
-
-def _kdump_machine(head: bytes) -> str | None:
-    """The utsname machine of a kdump-compressed header (plain or flattened), else None."""
-    if head.startswith(FLAT_SIGNATURE):
-        # Flattened: a 4 KiB header, then (offset, size) big-endian records; the
-        # first record is the disk_dump_header at offset 0.
-        head = head[FLAT_HEADER_SIZE + 16 :]
-    if not head.startswith(KDUMP_SIGNATURE) or len(head) < KDUMP_MACHINE_END:
-        return None
-    raw = head[KDUMP_MACHINE_START:KDUMP_MACHINE_END].split(b"\0", 1)[0]
-    return raw.decode(errors="replace")
-
-
-def _vet_dump(path: str) -> ElfInfo:
+def _vet_dump(path: str) -> ElfInfo | KdumpHeader:
+    """Vet ``path`` and say what it is: an ELF core (QEMU, /proc/vmcore, makedumpfile -E)
+    or a kdump-compressed dump (makedumpfile -c/-l/-p/-z). Flattened files (-F) come here
+    already reassembled (:func:`open_vmcore`)."""
     if not os.path.exists(path):
         raise InputError(f"dump not found: {path} (check the --vmcore path)")
     if not os.path.isfile(path) or not os.access(path, os.R_OK):
         raise InputError(f"dump not readable: {path}")
-    with open(path, "rb") as f:
-        head = f.read(FLAT_HEADER_SIZE + 16 + KDUMP_MACHINE_END)
-    machine = _kdump_machine(head)
-    if machine == "Unknown":
+    try:
+        kd = read_kdump(path, bitmap=True)
+    except KdumpError as e:
         raise InputError(
-            f"{path} is a kdump-compressed dump written by QEMU (dump-guest-memory -z), which "
-            "libkdumpfile cannot translate for arm64 guests: dump again without -z (ELF format)"
-        )
-    if head.startswith(FLAT_SIGNATURE):
-        raise InputError(
-            f"{path} is in makedumpfile's flattened format: reassemble it with "
-            f"'makedumpfile -R {os.path.basename(path)}.new < {path}' and pass the new file"
-        )
-    if machine is not None:
-        raise InputError(
-            f"{path} is kdump-compressed ({machine}): this tool reads ELF dumps; capture "
-            "with makedumpfile -E (or QEMU's dump-guest-memory without -z)"
-        )
+            f"{path} is a damaged kdump-compressed dump: {e}; copy or capture the dump again"
+        ) from None
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror}") from None
+    if kd is not None:
+        return _vet_kdump(path, kd)
     try:
         info = read_elf(path)
     except ElfError as e:
         if str(e).startswith("truncated"):
             raise InputError(f"{path} is {e}; copy or capture the dump again") from None
         raise InputError(
-            f"{path} is not a usable ELF crash dump: {e}; pass an ELF vmcore (/proc/vmcore "
-            "saved by kdump, makedumpfile -E, or QEMU dump-guest-memory)"
+            f"{path} is not a crash dump this tool reads: {e}; pass an ELF vmcore (/proc/vmcore "
+            "saved by kdump, makedumpfile -E, or QEMU dump-guest-memory) or a kdump-compressed "
+            "one (makedumpfile -c/-l/-p/-z, flattened or not)"
         ) from None
     if info.type != 4:
         raise InputError(
             f"{path} is an ELF file but not a core dump (e_type {info.type}): --vmcore takes the "
             "crash dump (vmcore); a vmlinux goes to --vmlinux"
+        )
+    if info.described_size > ELF_ABSURD_SIZE:
+        # kexec-tools without a _text symbol (a kernel lacking CONFIG_KALLSYMS_ALL) writes
+        # a garbage kernel-text PT_LOAD into the elfcorehdr (kexec/arch/arm64/
+        # crashdump-arm64.c); /proc/vmcore then claims exabytes.
+        raise InputError(
+            f"{path} describes {info.described_size} bytes of memory: its ELF headers are "
+            "broken (kexec-tools found no _text in /proc/kallsyms, a kernel without "
+            "CONFIG_KALLSYMS_ALL, and wrote a garbage kernel-text segment); capture again with "
+            "_text given to kexec (_stext - 0x10000 on arm64)"
         )
     if info.described_size > info.file_size:
         raise InputError(
@@ -225,14 +223,38 @@ def _vet_dump(path: str) -> ElfInfo:
     return info
 
 
-def _vet_vmlinux(path: str, dump: ElfInfo | None, build_id: str | None) -> None:
+#: No real machine has 2**60 bytes of memory: beyond, the ELF headers are garbage.
+ELF_ABSURD_SIZE = 1 << 60
+
+
+def _vet_kdump(path: str, kd: KdumpHeader) -> KdumpHeader:
+    if kd.machine_name == "Unknown":
+        # QEMU's dump-guest-memory -z writes "Unknown" as the utsname machine of arm64
+        # guests (and a block size libkdumpfile does not expect): drgn cannot translate.
+        raise InputError(
+            f"{path} is a kdump-compressed dump written by QEMU (dump-guest-memory -z), which "
+            "libkdumpfile cannot translate for arm64 guests: dump again without -z (ELF format)"
+        )
+    if kd.file_size < kd.described_size:
+        raise InputError(
+            f"{path} is truncated: {kd.file_size} bytes, its headers and page descriptors "
+            f"describe {kd.described_size}; copy or capture the dump again"
+        )
+    if kd.vmcoreinfo is None:
+        raise InputError(
+            f"{path} ({kd.format_name}) has no VMCOREINFO, so the kernel cannot be identified"
+        )
+    return kd
+
+
+def _vet_vmlinux(path: str, dump: ElfInfo | KdumpHeader | None, build_id: str | None) -> None:
     if not os.path.isfile(path):
         raise InputError(f"vmlinux not found: {path} (check the --vmlinux path)")
     try:
         vm = read_elf(path, sections=True)
     except (OSError, ElfError) as e:
         raise InputError(f"{path} is not a usable vmlinux: {e}") from None
-    if dump is not None and vm.machine != dump.machine:
+    if dump is not None and dump.machine and vm.machine != dump.machine:
         raise InputError(
             f"architecture mismatch: the dump is {dump.arch}, {path} is {vm.arch}; pass the "
             "vmlinux of the kernel that wrote the dump"
@@ -252,11 +274,71 @@ def open_vmcore(vmcore: str, vmlinux: str | None = None, types: str = "auto") ->
     """A Program on ``vmcore`` with the matching vmlinux's debug info loaded, or,
     without a vmlinux (or with ``types="btf"``), with the kernel's kallsyms and BTF.
 
+    ``vmcore`` is any dump kdump writes: ELF, kdump-compressed, filtered, flattened.
+    libkdumpfile reads flattened kdump-compressed files itself; a flattened ELF file
+    (makedumpfile -E -F) is reassembled into a temporary sparse file first (never in
+    place), which is unlinked once drgn holds it open. What the dump is goes into
+    ``prog.cache[DUMP_CACHE_KEY]`` (see :func:`dump_description`).
+
     :param types: ``"dwarf"`` needs a vmlinux; ``"btf"`` reads the kernel's own kallsyms
         and BTF; ``"auto"`` takes the vmlinux when one is given or found, else kallsyms
         and BTF (``--types``).
     """
-    info = _vet_dump(vmcore)
+    try:
+        with open(vmcore, "rb") as f:
+            flattened = is_flattened(f.read(16))
+        flat_elf = flattened and read_kdump(vmcore) is None
+    except (OSError, KdumpError):
+        flat_elf = False  # _vet_dump names the problem
+    if flat_elf:
+        with _reassembled(vmcore) as plain:
+            prog = _open_plain(plain, vmlinux, types, vmcore, "flattened ELF")
+        return prog
+    return _open_plain(vmcore, vmlinux, types, vmcore, None)
+
+
+@contextlib.contextmanager
+def _reassembled(path: str) -> Iterator[str]:
+    fd, tmp = tempfile.mkstemp(prefix="rmem-inspect-", suffix=".vmcore")
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        try:
+            reassemble(path, tmp)
+        except KdumpError as e:
+            raise InputError(
+                f"{path} is a damaged flattened dump: {e}; copy or capture the dump again"
+            ) from None
+        except OSError as e:
+            raise InputError(
+                f"cannot reassemble the flattened dump {path} in {os.path.dirname(tmp)}: "
+                f"{e.strerror} (set TMPDIR to a file system with room)"
+            ) from None
+        yield tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+#: ``prog.cache`` key of the dump's description (format, compression, dump level).
+DUMP_CACHE_KEY = "rmem_inspect.dump"
+
+
+def dump_description(prog: drgn.Program) -> dict[str, object] | None:
+    """What the dump ``prog`` reads is: ``format`` ("ELF", "kdump-compressed", ...),
+    ``compression``, ``dump_level`` (None: not filtered, or unknown for ELF) and, for
+    kdump-compressed dumps, the header (:class:`KdumpHeader`, for the page bitmap)."""
+    try:
+        desc = prog.cache.get(DUMP_CACHE_KEY)
+    except AttributeError:
+        return None
+    return desc if isinstance(desc, dict) else None
+
+
+def _open_plain(
+    path: str, vmlinux: str | None, types: str, shown: str, flat: str | None
+) -> drgn.Program:
+    info = _vet_dump(path)
     assert info.vmcoreinfo is not None
     release = info.vmcoreinfo.get("OSRELEASE", "")
     build_id = info.vmcoreinfo.get("BUILD-ID")
@@ -265,16 +347,17 @@ def open_vmcore(vmcore: str, vmlinux: str | None = None, types: str = "auto") ->
             None
             if types == "btf"
             else find_vmlinux(release, build_id)
-            or debuginfod_vmlinux(build_id, lambda p: p.set_core_dump(vmcore))
+            or debuginfod_vmlinux(build_id, lambda p: p.set_core_dump(path))
         )
         if found is None:
             prog = drgn.Program()
             try:
-                prog.set_core_dump(vmcore)
+                prog.set_core_dump(path)
             except Exception as e:  # drgn raises OSError/ValueError/NotImplementedError
-                raise InputError(f"drgn cannot open {vmcore}: {e}") from None
+                raise InputError(f"drgn cannot open {shown}: {e}") from None
+            _describe(prog, info, flat, shown)
             try:
-                open_without_vmlinux(prog, vmcore, release)
+                open_without_vmlinux(prog, shown, release)
             except InputError as e:
                 if types == "btf":
                     raise
@@ -282,12 +365,12 @@ def open_vmcore(vmcore: str, vmlinux: str | None = None, types: str = "auto") ->
                     f"no vmlinux with debug info found for {release} (build-id {build_id})"
                     f"{_debuginfod_note()}, and {e}"
                 ) from None
-            _check_translation(prog, vmcore)
+            _check_translation(prog, shown)
             return prog
         vmlinux = found
     if vmlinux is None:
         vmlinux = find_vmlinux(release, build_id) or debuginfod_vmlinux(
-            build_id, lambda p: p.set_core_dump(vmcore)
+            build_id, lambda p: p.set_core_dump(path)
         )
         if vmlinux is None:
             raise InputError(
@@ -298,12 +381,54 @@ def open_vmcore(vmcore: str, vmlinux: str | None = None, types: str = "auto") ->
     _vet_vmlinux(vmlinux, info, build_id)
     prog = drgn.Program()
     try:
-        prog.set_core_dump(vmcore)
+        prog.set_core_dump(path)
     except Exception as e:  # drgn raises OSError/ValueError/NotImplementedError
-        raise InputError(f"drgn cannot open {vmcore}: {e}") from None
+        raise InputError(f"drgn cannot open {shown}: {e}") from None
+    _describe(prog, info, flat, shown)
     _load(prog, vmlinux)
-    _check_translation(prog, vmcore)
+    _check_translation(prog, shown)
     return prog
+
+
+def _describe(
+    prog: drgn.Program, info: ElfInfo | KdumpHeader, flat: str | None, shown: str
+) -> None:
+    """Record what the dump is in ``prog.cache`` and, for kdump-compressed dumps, make
+    sure its pages decompress before anything else reads them."""
+    desc: dict[str, object]
+    if isinstance(info, KdumpHeader):
+        desc = {
+            "format": info.format_name.split(" (")[0],
+            "compression": info.compression,
+            "dump_level": info.dump_level,
+            "header": info,
+        }
+    else:
+        desc = {"format": flat or "ELF", "compression": "none", "dump_level": None}
+    with contextlib.suppress(AttributeError):
+        prog.cache[DUMP_CACHE_KEY] = desc
+    if isinstance(info, KdumpHeader):
+        _check_pages(prog, info, shown)
+
+
+def _check_pages(prog: drgn.Program, kd: KdumpHeader, what: str) -> None:
+    """Before the debug info is loaded (its module lookup would log every failed read),
+    read the page holding ``init_uts_ns`` (VMCOREINFO's ``SYMBOL(init_uts_ns)``, written
+    by kernel/crash_core.c) to find pages libkdumpfile cannot decompress."""
+    try:
+        addr = int((kd.vmcoreinfo or {}).get("SYMBOL(init_uts_ns)", ""), 16)
+        prog.read(addr, 8)
+    except ValueError:
+        return
+    except drgn.FaultError as e:
+        if "compression" in str(e).lower():
+            # libkdumpfile (src/kdumpfile/diskdump.c): "Unsupported compression method"
+            # when built without it, "Decompression failed" on damaged page data.
+            raise InputError(
+                f"drgn {drgn.__version__} cannot decompress the {kd.compression} pages of "
+                f"{what} ({e}): the dump is damaged, or this drgn's libkdumpfile lacks "
+                f"{kd.compression}; recompress it with makedumpfile (-c zlib, -l lzo, -z zstd)"
+            ) from None
 
 
 def _debuginfod_note() -> str:

@@ -36,6 +36,7 @@ __all__ = [
     "ENTRY_READ_CAP",
     "NoReservedMem",
     "for_each_reserved_mem",
+    "kernel_maps",
     "read_reserved_mem",
     "reserved_mem_variable",
 ]
@@ -151,6 +152,28 @@ def _read_dynamic(
     return state
 
 
+def kernel_maps(prog: Program, addr: int) -> bool | None:
+    """Whether the kernel's own page tables (``init_mm``) map ``addr``; None if they
+    cannot be walked.
+
+    Not whether the dump happens to hold bytes at ``addr``: kexec-tools puts a PT_LOAD
+    for the whole kernel image (``_text`` to ``_end``) into the elfcorehdr
+    (kexec/arch/arm64/crashdump-arm64.c), so on an ELF kdump dump the init section
+    that free_initmem() unmapped (arch/arm64/mm/init.c: ``vunmap_range(__init_begin,
+    __init_end)``) still reads back. drgn's follow_phys()
+    walks the tables themselves, as the MMU would.
+    """
+    try:
+        from drgn.helpers.linux.mm import follow_phys
+
+        follow_phys(prog["init_mm"].address_of_(), addr)
+    except FaultError:
+        return False
+    except (ImportError, LookupError, ValueError, NotImplementedError):
+        return None
+    return True
+
+
 def _init_array_evidence(prog: Program, state: ReservedMemState) -> None:
     """Is the init array in the freed init section, unmapped, its pages given back?"""
     assert state.init_array_address is not None
@@ -163,11 +186,7 @@ def _init_array_evidence(prog: Program, state: ReservedMemState) -> None:
         state.init_array_in_init_section = begin <= addr < end
     except LookupError:
         pass
-    try:
-        prog.read(addr, 1)
-        state.init_array_readable = True
-    except FaultError:
-        state.init_array_readable = False
+    state.init_array_readable = kernel_maps(prog, addr)
     # Page frames behind the array: PG_reserved is set on every memblock-reserved
     # page at boot and cleared when free_initmem() hands init pages back.
     try:
