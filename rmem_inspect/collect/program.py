@@ -13,12 +13,14 @@ vmlinux without DWARF or with a different build-id (both named).
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import drgn
 
+from rmem_inspect.arch import arch_of
 from rmem_inspect.collect.elf import ElfError, ElfInfo, read_elf
 from rmem_inspect.errors import InputError
 
@@ -193,19 +195,51 @@ def _check_translation(prog: drgn.Program, what: str) -> None:
     drgn 0.0.31-0.0.33 on x86_64 cannot walk arm64 page tables in these dumps
     ("recursive address translation"); every read would fault and the report would
     look like corrupt kernel data. That is an environment problem, not a finding.
+    drgn has no riscv64 translation at all (rmem_inspect.arch), and a 32-bit Arm
+    dump whose program headers carry physical addresses only (QEMU's
+    dump-guest-memory) leaves drgn nothing to start the page-table walk from.
     """
     try:
         prog["init_uts_ns"].name.release.string_()
     except drgn.FaultError as e:
+        facts = arch_of(prog)
+        name = facts.name if facts is not None else "this architecture"
+        if facts is not None and not facts.drgn_translation.startswith("yes"):
+            why = (
+                f"drgn has no address translation for {name}, and the dump's program headers "
+                "do not map the kernel: use a kdump capture (/proc/vmcore), whose headers do"
+            )
+        elif facts is not None and facts.bits == 32:
+            why = (
+                "the dump's program headers carry no kernel virtual addresses (QEMU "
+                "dump-guest-memory writes physical ones): use a kdump capture (/proc/vmcore)"
+            )
+        else:
+            why = f"reading {name} dumps on another architecture needs drgn >= 0.1.0"
         raise InputError(
-            f"drgn {drgn.__version__} cannot read kernel memory in {what} ({e}); "
-            "reading arm64 dumps on another architecture needs drgn >= 0.1.0"
+            f"drgn {drgn.__version__} cannot read kernel memory in {what} ({e}); {why}"
+        ) from None
+    except NotImplementedError as e:
+        raise InputError(
+            f"drgn {drgn.__version__} cannot translate addresses in {what}: {e}"
         ) from None
     except LookupError:
         pass
 
 
 def _load(prog: drgn.Program, vmlinux: str) -> None:
+    # libdrgn warns through the "drgn" logger (e.g. "can't find kernel modules"):
+    # the report says what matters in its own words, so keep stray lines off stderr.
+    logger = logging.getLogger("drgn")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        _load_debug_info(prog, vmlinux)
+    finally:
+        logger.setLevel(level)
+
+
+def _load_debug_info(prog: drgn.Program, vmlinux: str) -> None:
     try:
         prog.load_debug_info([vmlinux])
     except drgn.MissingDebugInfoError:
