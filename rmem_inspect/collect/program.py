@@ -137,7 +137,8 @@ def _vet_dump(path: str) -> ElfInfo:
     if info.vmcoreinfo is None:
         raise InputError(
             f"{path} has no VMCOREINFO note, so the kernel cannot be identified (for QEMU "
-            "guests: load qemu_fw_cfg and add -device vmcoreinfo before dumping)"
+            "guests: load qemu_fw_cfg and add -device vmcoreinfo before dumping; a kernel "
+            "without CONFIG_FW_CFG_SYSFS needs a kdump capture, /proc/vmcore)"
         )
     return info
 
