@@ -123,6 +123,11 @@ def inspect(
     from rmem_inspect.collect.reserved_mem import NoReservedMem, read_reserved_mem
 
     snap = Snapshot(kernel=_kernel_info(prog), source=dict(source or {}), tool_version=__version__)
+    from rmem_inspect.collect.program import TRANSLATION_NOTE
+
+    translation = getattr(prog, "cache", {}).get(TRANSLATION_NOTE)
+    if translation:
+        snap.source["translation"] = translation  # shown in the report header
     try:
         snap.reserved_mem = read_reserved_mem(prog)
     except NoReservedMem:

@@ -22,15 +22,22 @@ import drgn
 
 from rmem_inspect.arch import arch_of
 from rmem_inspect.collect.elf import ElfError, ElfInfo, read_elf
+from rmem_inspect.collect.riscv_mmu import install_translation
 from rmem_inspect.errors import InputError
 
 __all__ = [
+    "TRANSLATION_NOTE",
     "debug_search_paths",
     "find_vmlinux",
     "open_live",
     "open_qemu",
     "open_vmcore",
 ]
+
+
+#: ``Program.cache`` key of the sentence saying how addresses are translated, when
+#: not by drgn alone.
+TRANSLATION_NOTE = "rmem_inspect.translation"
 
 
 def debug_search_paths(release: str, build_id: str | None = None) -> list[str]:
@@ -186,6 +193,11 @@ def open_vmcore(vmcore: str, vmlinux: str | None = None) -> drgn.Program:
     except Exception as e:  # drgn raises OSError/ValueError/NotImplementedError
         raise InputError(f"drgn cannot open {vmcore}: {e}") from None
     _load(prog, vmlinux)
+    # Where drgn cannot translate (riscv64), read the fixmap through our own walk;
+    # the report header says so (inspect() records it in the snapshot's source).
+    note = install_translation(prog)
+    if note:
+        prog.cache[TRANSLATION_NOTE] = note
     _check_translation(prog, vmcore)
     return prog
 
