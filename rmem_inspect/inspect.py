@@ -86,7 +86,13 @@ def _kernel_info(prog: Program) -> KernelInfo:
         cmdline = _bounded_string(prog, prog["saved_command_line"].value_())
     except DATA_ERRORS:
         pass
+    features_missing = []
+    try:
+        prog["cma_areas"]  # mm/cma.c, built only with CONFIG_CMA
+    except LookupError:
+        features_missing.append("CONFIG_CMA")
     return KernelInfo(
+        features_missing=features_missing,
         release=release,
         arch=arch.get(name, name.lower()),
         page_size=page_size,
