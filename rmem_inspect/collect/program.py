@@ -20,7 +20,7 @@ from pathlib import Path
 
 import drgn
 
-from rmem_inspect.arch import arch_of
+from rmem_inspect.arch import ARCHES, arch_for_machine, arch_of
 from rmem_inspect.collect.elf import ElfError, ElfInfo, read_elf
 from rmem_inspect.collect.riscv_mmu import install_translation
 from rmem_inspect.errors import InputError
@@ -187,6 +187,11 @@ def open_vmcore(vmcore: str, vmlinux: str | None = None) -> drgn.Program:
                 "pass --vmlinux (Debian: the linux-image-*-dbg package)"
             )
     _vet_vmlinux(vmlinux, info, build_id)
+    if arch_for_machine(info.machine) is None:
+        raise InputError(
+            f"{vmcore} is a {info.arch} dump: this tool reads devicetree kernels on "
+            f"{', '.join(sorted(ARCHES))} only"
+        )
     prog = drgn.Program()
     try:
         prog.set_core_dump(vmcore)
