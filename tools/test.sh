@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 bash tools/setup.sh
 start=$(date +%s)
 .venv/bin/python -m vmcores.build
+# 32-bit Arm and riscv64 boards (vmcores/arch.py): 4 scenarios each
+.venv/bin/python -m vmcores.arch --arch arm
+.venv/bin/python -m vmcores.arch --arch riscv64
 echo "factory: $(( $(date +%s) - start )) s"
 .venv/bin/black --check -q rmem_inspect vmcores tests tools bench
 .venv/bin/ruff check -q rmem_inspect vmcores tests tools bench
