@@ -67,6 +67,8 @@ ARM_SCENARIOS = ("baseline", "overflow", "nomap-conflict", "alloc-fail")
 class Board:
     """A Debian architecture and the QEMU board its kernel boots on."""
 
+    #: The factory's name for the board (a key of BOARDS).
+    name: str
     arch: str
     debarch: str
     flavour: str
@@ -79,16 +81,22 @@ class Board:
 
 
 BOARDS = {
-    b.arch: b
+    b.name: b
     for b in (
         Board(
-            "arm", "armhf", "armmp-lpae", "qemu-system-arm",
+            "arm", "arm", "armhf", "armmp-lpae", "qemu-system-arm",
             ("-M", "virt", "-cpu", "cortex-a15", "-m", "768M", "-smp", "2", "-nic", "none"),
+            "console=ttyAMA0",
+        ),
+        # 1 GiB: kexec-tools' linear addresses of the top of RAM wrap onto the FDT window
+        Board(
+            "arm-1g", "arm", "armhf", "armmp-lpae", "qemu-system-arm",
+            ("-M", "virt", "-cpu", "cortex-a15", "-m", "1G", "-smp", "2", "-nic", "none"),
             "console=ttyAMA0",
         ),
         # OpenSBI (QEMU's default -bios for virt) runs first and reserves itself.
         Board(
-            "riscv64", "riscv64", "riscv64", "qemu-system-riscv64",
+            "riscv64", "riscv64", "riscv64", "riscv64", "qemu-system-riscv64",
             ("-M", "virt", "-m", "1G", "-smp", "2", "-nic", "none"),
             "console=ttyS0",
             0x80000000,
@@ -344,7 +352,7 @@ def _initramfs(kdir: Path, busybox: Path) -> Path:
 
 def _virt_dts(board: Board, cache: Path) -> str:
     tag = "-".join(board.machine[1::2]).replace(",", "_")
-    dts = cache / "virt" / f"virt-{board.arch}-{tag}.dts"
+    dts = cache / "virt" / f"virt-{board.name}-{tag}.dts"
     if not dts.exists():
         dts.parent.mkdir(parents=True, exist_ok=True)
         dtb = dts.with_suffix(".dtb")
@@ -441,7 +449,7 @@ def build_arm(
     dumps = []
     for name in scenarios:
         scenario = relocate(SCENARIOS[name], board.ram_base - 0x40000000)
-        out = cache / "dumps-arch" / arch / k["release"] / name
+        out = cache / "dumps-arch" / board.name / k["release"] / name
         stamp = out / "manifest.json"
         key = json.dumps(
             {
@@ -460,7 +468,7 @@ def build_arm(
                 stamp.write_text(json.dumps({"key": key, "kernel": k}, indent=2) + "\n")
         dumps.append(
             ArchDump(
-                arch,
+                board.arch,
                 k["release"],
                 name,
                 str(out / "vmcore"),

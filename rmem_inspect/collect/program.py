@@ -21,6 +21,7 @@ from pathlib import Path
 import drgn
 
 from rmem_inspect.arch import ARCHES, arch_for_machine, arch_of
+from rmem_inspect.collect.arm_fdt import install_fdt_window
 from rmem_inspect.collect.elf import ElfError, ElfInfo, read_elf
 from rmem_inspect.collect.riscv_mmu import install_translation
 from rmem_inspect.errors import InputError
@@ -201,6 +202,7 @@ def open_vmcore(vmcore: str, vmlinux: str | None = None) -> drgn.Program:
     # Where drgn cannot translate (riscv64), read the fixmap through our own walk;
     # the report header says so (inspect() records it in the snapshot's source).
     note = install_translation(prog)
+    install_fdt_window(prog)  # 32-bit Arm: the FDT through the page tables
     if note:
         prog.cache[TRANSLATION_NOTE] = note
     _check_translation(prog, vmcore)

@@ -155,3 +155,16 @@ def test_unsupported_architecture_is_refused_in_one_line(
     assert p.returncode == 2 and p.stdout == ""
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "loongarch dump" in lines[0] and "riscv64" in lines[0]
+
+
+def test_arm_1g_fdt_window_is_read_through_the_page_tables() -> None:
+    """1 GiB at 0x40000000 with the 3G/1G split: kexec-tools' program headers put the
+    top of RAM at linear addresses that wrap onto the FDT window (0xff800000);
+    collect/arm_fdt.py reads the window through drgn's page-table walk instead."""
+    (d,) = build_arm(("baseline",), arch="arm-1g")
+    info = read_elf(d.vmcore)
+    assert info.bits == 32 and info.described_size > 1 << 30
+    report, rc = _report(d)
+    assert rc == 0 and report["findings"] == []
+    log = Path(d.dmesg).read_text().splitlines()
+    assert report["kernel"]["count"] == len({m.group(1) for x in log if (m := SAVED.search(x))})
