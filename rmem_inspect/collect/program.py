@@ -203,7 +203,7 @@ def open_vmcore(vmcore: str, vmlinux: str | None = None) -> drgn.Program:
     # the report header says so (inspect() records it in the snapshot's source).
     note = install_translation(prog)
     install_fdt_window(prog)  # 32-bit Arm: the FDT through the page tables
-    if note:
+    if note and isinstance(getattr(prog, "cache", None), dict):
         prog.cache[TRANSLATION_NOTE] = note
     _check_translation(prog, vmcore)
     return prog
