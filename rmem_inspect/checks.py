@@ -1158,6 +1158,21 @@ def _check_cma(c: _Ctx, r: DtRegion, e: RmemEntry) -> None:
         return
     if e.size and any(a.base == e.base for a in c.snap.cma):
         return
+    if "CONFIG_CMA" in c.snap.kernel.features_missing:
+        # RESERVEDMEM_OF_DECLARE(cma, "shared-dma-pool", rmem_cma_setup) is in
+        # kernel/dma/contiguous.c, built only with CONFIG_DMA_CMA (which needs CMA):
+        # __reserved_mem_init_node() finds no match ("compatible matching fail").
+        c.add(
+            "RMEM-CMA-MISSING",
+            r.name,
+            f"{r.name} is a reusable shared-dma-pool but this kernel is built without "
+            "CONFIG_CMA (its debug info has no cma_areas): no CMA area can exist, the "
+            "shared-dma-pool CMA setup is not in the kernel, so the node fails compatible "
+            "matching; build the kernel with CONFIG_CMA and CONFIG_DMA_CMA, or drop the node.",
+            cause="kernel built without CONFIG_CMA",
+            cma_areas=[],
+        )
+        return
     c.add(
         "RMEM-CMA-MISSING",
         r.name,

@@ -86,7 +86,13 @@ def _kernel_info(prog: Program) -> KernelInfo:
         cmdline = _bounded_string(prog, prog["saved_command_line"].value_())
     except DATA_ERRORS:
         pass
+    features_missing = []
+    try:
+        prog["cma_areas"]  # mm/cma.c, built only with CONFIG_CMA
+    except LookupError:
+        features_missing.append("CONFIG_CMA")
     return KernelInfo(
+        features_missing=features_missing,
         release=release,
         arch=arch.get(name, name.lower()),
         page_size=page_size,
@@ -129,6 +135,12 @@ def inspect(
         from rmem_inspect.collect.kdump import describe_dump
 
         snap.source.update(describe_dump(str(snap.source["vmcore"])))
+
+    from rmem_inspect.collect.program import TRANSLATION_NOTE
+
+    translation = getattr(prog, "cache", {}).get(TRANSLATION_NOTE)
+    if translation:
+        snap.source["translation"] = translation  # shown in the report header
     try:
         snap.reserved_mem = read_reserved_mem(prog)
     except NoReservedMem:

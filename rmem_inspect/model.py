@@ -103,6 +103,8 @@ class KernelInfo:
     drgn_version: str = ""
     #: The kernel command line (``saved_command_line``, /proc/cmdline); None: not read.
     cmdline: str | None = None
+    #: Kernel options this tool probed and found off (``CONFIG_CMA``: no ``cma_areas``).
+    features_missing: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

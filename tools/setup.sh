@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in qemu-system-aarch64:qemu-system-arm dtc:device-tree-compiler cpio:cpio \
+for pair in qemu-system-aarch64:qemu-system-arm qemu-system-riscv64:qemu-system-misc \
+            dtc:device-tree-compiler cpio:cpio \
             xz:xz-utils zstd:zstd fallocate:util-linux setpriv:util-linux strace:strace \
             dpkg-deb:dpkg git:git make:make aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
             qemu-aarch64:qemu-user debuginfod:debuginfod; do

@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 bash tools/setup.sh
 start=$(date +%s)
 .venv/bin/python -m vmcores.build
+# 32-bit Arm and riscv64 boards (vmcores/arch.py): 4 scenarios each, + one 1 GiB arm
+.venv/bin/python -m vmcores.arch --arch arm
+.venv/bin/python -m vmcores.arch --arch arm-1g baseline
+.venv/bin/python -m vmcores.arch --arch riscv64
 echo "factory: $(( $(date +%s) - start )) s"
 .venv/bin/black --check -q rmem_inspect vmcores tests tools bench
 .venv/bin/ruff check -q rmem_inspect vmcores tests tools bench

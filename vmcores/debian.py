@@ -26,6 +26,7 @@ __all__ = [
     "SERIES",
     "Kernel",
     "Package",
+    "PrivateApt",
     "Series",
     "fetch_busybox",
     "fetch_kernel",
@@ -114,16 +115,18 @@ def host_mirror() -> str:
 
 
 class PrivateApt:
-    """apt-get/apt-cache for one arm64 suite, with state kept under ``root``."""
+    """apt-get/apt-cache for one suite and architecture (arm64 unless told), with state
+    kept under ``root``."""
 
-    def __init__(self, root: Path, suite: str, mirror: str) -> None:
-        self.root = root / suite
+    def __init__(self, root: Path, suite: str, mirror: str, arch: str = "arm64") -> None:
+        self.root = root / (suite if arch == "arm64" else f"{suite}-{arch}")
         self.suite = suite
         self.mirror = mirror
+        self.arch = arch
         for sub in ("lists/partial", "cache/archives/partial"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         (self.root / "status").touch()
-        _write_if_changed(self.root / "sources.list", f"deb [arch=arm64] {mirror} {suite} main\n")
+        _write_if_changed(self.root / "sources.list", f"deb [arch={arch}] {mirror} {suite} main\n")
         self.conf = self.root / "apt.conf"
         _write_if_changed(
             self.conf,
@@ -134,8 +137,8 @@ class PrivateApt:
                     f'Dir::State::Lists "{self.root}/lists";',
                     f'Dir::State::status "{self.root}/status";',
                     f'Dir::Cache "{self.root}/cache";',
-                    'APT::Architecture "arm64";',
-                    'APT::Architectures { "arm64"; };',
+                    f'APT::Architecture "{arch}";',
+                    f'APT::Architectures {{ "{arch}"; }};',
                     'Acquire::Languages "none";',
                     # downloads go to a root-owned directory: do not drop to _apt
                     'APT::Sandbox::User "root";',
@@ -188,10 +191,12 @@ class PrivateApt:
         for name in packages:
             info = self.show(name)
             if info is None:
-                raise FetchError(f"package {name} not found in {self.suite} (arm64)")
+                raise FetchError(f"package {name} not found in {self.suite} ({self.arch})")
             version = info["Version"]
             # apt-get download names files name_version_arch.deb, epoch colon quoted.
-            fname = f"{name}_{version.replace(':', '%3a')}_{info.get('Architecture', 'arm64')}.deb"
+            fname = (
+                f"{name}_{version.replace(':', '%3a')}_{info.get('Architecture', self.arch)}.deb"
+            )
             path = dest / fname
             if not (path.exists() and _sha256(path) == info.get("SHA256")):
                 self._run("apt-get", "download", "-q", f"{name}={version}", cwd=dest)

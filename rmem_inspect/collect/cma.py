@@ -50,6 +50,11 @@ def read_cma_areas(prog: Program, errors: list[str]) -> list[CmaArea]:
     """Every CMA area, with pages in use from its bitmap(s)."""
     try:
         areas = prog["cma_areas"]
+    except LookupError:
+        # mm/cma.c is built only with CONFIG_CMA: no cma_areas, no CMA areas at all
+        # (inspect() records the missing feature; checks name it as the root cause).
+        return []
+    try:
         count = prog["cma_area_count"].value_()
     except (LookupError, FaultError) as e:
         errors.append(f"cma_areas unreadable: {e}")

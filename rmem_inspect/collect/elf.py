@@ -3,7 +3,7 @@
 elf
 ---
 
-Just enough ELF to vet inputs before drgn sees them: the machine, the
+Just enough ELF (32- and 64-bit) to vet inputs before drgn sees them: the machine, the
 VMCOREINFO note of a dump, the GNU build-id of a vmlinux, whether a vmlinux has
 DWARF, and whether a dump is shorter than its program headers say. Every read
 is bounded; malformed files raise :class:`ElfError`.
@@ -29,6 +29,8 @@ ET_CORE = 4
 PT_LOAD = 1
 PT_NOTE = 4
 SHT_NOTE = 7
+ELFCLASS32 = 1
+ELFCLASS64 = 2
 NT_GNU_BUILD_ID = 3
 MAX_NOTES_BYTES = 16 << 20
 MAX_HEADERS = 65536
@@ -44,6 +46,8 @@ class ElfInfo:
     machine: int
     type: int
     file_size: int
+    #: 32 (ELFCLASS32) or 64 (ELFCLASS64).
+    bits: int = 64
     #: Bytes the PT_LOAD segments say the file holds (end of the last one).
     described_size: int = 0
     vmcoreinfo: dict[str, str] | None = None
@@ -94,22 +98,39 @@ def read_elf(path: str, *, sections: bool = False) -> ElfInfo:
         ident = f.read(64)
         if len(ident) < 52 or ident[:4] != b"\x7fELF":
             raise ElfError("not an ELF file")
-        if ident[4] != 2:
-            raise ElfError("not a 64-bit ELF file")
+        elfclass = ident[4]
+        if elfclass not in (ELFCLASS32, ELFCLASS64):
+            raise ElfError(f"unknown ELF class {elfclass} (neither 32- nor 64-bit)")
         little = ident[5] == 1
         e = "<" if little else ">"
+        wide = elfclass == ELFCLASS64
         etype, machine = struct.unpack_from(e + "HH", ident, 16)
-        phoff, shoff = struct.unpack_from(e + "QQ", ident, 32)
-        phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(e + "HHHHH", ident, 54)
-        info = ElfInfo(path=path, machine=machine, type=etype, file_size=size)
+        # Elf64_Ehdr / Elf32_Ehdr (include/uapi/linux/elf.h): e_phoff and e_shoff are
+        # 8 bytes at 32 or 4 bytes at 28, the counts follow e_flags and e_ehsize.
+        if wide:
+            phoff, shoff = struct.unpack_from(e + "QQ", ident, 32)
+            counts_at, ph_min, sh_min = 54, 56, 64
+            ph_fmt, sh_fmt = "IIQQQQ", "IIQQQQ"
+        else:
+            phoff, shoff = struct.unpack_from(e + "II", ident, 28)
+            counts_at, ph_min, sh_min = 42, 32, 40
+            # Elf32_Phdr: p_type, p_offset, p_vaddr, p_paddr, p_filesz (p_flags comes
+            # later); Elf32_Shdr: sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size
+            ph_fmt, sh_fmt = "IIIII", "IIIIII"
+        phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(
+            e + "HHHHH", ident, counts_at
+        )
+        info = ElfInfo(path=path, machine=machine, type=etype, file_size=size, bits=32 << wide)
         if phnum > MAX_HEADERS or shnum > MAX_HEADERS:
             raise ElfError(f"absurd header counts ({phnum} program, {shnum} section)")
-        if phnum and phentsize >= 56:
+        if phnum and phentsize >= ph_min:
             ph = _read(f, phoff, phentsize * phnum)
             for i in range(phnum):
-                ptype, _flags, poff, _va, _pa, filesz = struct.unpack_from(
-                    e + "IIQQQQ", ph, i * phentsize
-                )
+                fields = struct.unpack_from(e + ph_fmt, ph, i * phentsize)
+                if wide:
+                    ptype, _flags, poff, _va, _pa, filesz = fields
+                else:
+                    ptype, poff, _va, _pa, filesz = fields
                 if ptype == PT_LOAD:
                     info.described_size = max(info.described_size, poff + filesz)
                 elif ptype == PT_NOTE and etype == ET_CORE and 0 < filesz <= MAX_NOTES_BYTES:
@@ -123,9 +144,9 @@ def read_elf(path: str, *, sections: bool = False) -> ElfInfo:
                             info.vmcoreinfo = dict(
                                 line.split("=", 1) for line in text.splitlines() if "=" in line
                             )
-        if sections and shnum and shentsize >= 64:
+        if sections and shnum and shentsize >= sh_min:
             sh = _read(f, shoff, shentsize * shnum)
-            hdrs = [struct.unpack_from(e + "IIQQQQ", sh, i * shentsize) for i in range(shnum)]
+            hdrs = [struct.unpack_from(e + sh_fmt, sh, i * shentsize) for i in range(shnum)]
             if shstrndx < shnum:
                 _n, _t, _fl, _a, stroff, strsize = hdrs[shstrndx]
                 strtab = _read(f, stroff, min(strsize, MAX_NOTES_BYTES))

@@ -65,7 +65,8 @@ COMPRESSION_FLAGS = {0x1: "zlib", 0x2: "lzo", 0x4: "snappy", 0x20: "zstd"}
 DUMP_DH_COMPRESSED_INCOMPLETE = 0x8
 #: utsname machine -> ELF e_machine, to compare a dump with a vmlinux.
 UTS_MACHINES = {"aarch64": 183, "arm64": 183, "x86_64": 62, "ppc64le": 21, "ppc64": 21,
-                "s390x": 22, "riscv64": 243, "loongarch64": 258}  # fmt: skip
+                "s390x": 22, "riscv64": 243, "loongarch64": 258, "armv7l": 40,
+                "armv8l": 40}  # fmt: skip
 PAGE_DESC_SIZE = 24
 MAX_VMCOREINFO = 1 << 20
 MAX_BITMAP = 1 << 30

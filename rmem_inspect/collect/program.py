@@ -31,6 +31,8 @@ from pathlib import Path
 
 import drgn
 
+from rmem_inspect.arch import ARCHES, arch_for_machine, arch_of
+from rmem_inspect.collect.arm_fdt import install_fdt_window
 from rmem_inspect.collect.elf import ElfError, ElfInfo, read_elf
 from rmem_inspect.collect.kdump import (
     KdumpError,
@@ -39,10 +41,12 @@ from rmem_inspect.collect.kdump import (
     read_kdump,
     reassemble,
 )
+from rmem_inspect.collect.riscv_mmu import install_translation
 from rmem_inspect.errors import InputError
 
 __all__ = [
     "DUMP_CACHE_KEY",
+    "TRANSLATION_NOTE",
     "debug_search_paths",
     "debuginfod_vmlinux",
     "dump_description",
@@ -53,6 +57,11 @@ __all__ = [
     "open_vmcore",
     "open_without_vmlinux",
 ]
+
+
+#: ``Program.cache`` key of the sentence saying how addresses are translated, when
+#: not by drgn alone.
+TRANSLATION_NOTE = "rmem_inspect.translation"
 
 
 def debug_search_paths(release: str, build_id: str | None = None) -> list[str]:
@@ -218,7 +227,8 @@ def _vet_dump(path: str) -> ElfInfo | KdumpHeader:
     if info.vmcoreinfo is None:
         raise InputError(
             f"{path} has no VMCOREINFO note, so the kernel cannot be identified (for QEMU "
-            "guests: load qemu_fw_cfg and add -device vmcoreinfo before dumping)"
+            "guests: load qemu_fw_cfg and add -device vmcoreinfo before dumping; a kernel "
+            "without CONFIG_FW_CFG_SYSFS needs a kdump capture, /proc/vmcore)"
         )
     return info
 
@@ -342,6 +352,11 @@ def _open_plain(
     assert info.vmcoreinfo is not None
     release = info.vmcoreinfo.get("OSRELEASE", "")
     build_id = info.vmcoreinfo.get("BUILD-ID")
+    if info.machine and arch_for_machine(info.machine) is None:
+        raise InputError(
+            f"{shown} is a {info.arch} dump: this tool reads devicetree kernels on "
+            f"{', '.join(sorted(ARCHES))} only"
+        )
     if types == "btf" or (types == "auto" and vmlinux is None):
         found = (
             None
@@ -365,7 +380,7 @@ def _open_plain(
                     f"no vmlinux with debug info found for {release} (build-id {build_id})"
                     f"{_debuginfod_note()}, and {e}"
                 ) from None
-            _check_translation(prog, shown)
+            _finish(prog, shown)
             return prog
         vmlinux = found
     if vmlinux is None:
@@ -386,8 +401,20 @@ def _open_plain(
         raise InputError(f"drgn cannot open {shown}: {e}") from None
     _describe(prog, info, flat, shown)
     _load(prog, vmlinux)
-    _check_translation(prog, shown)
+    _finish(prog, shown)
     return prog
+
+
+def _finish(prog: drgn.Program, shown: str) -> None:
+    """Once symbols are loaded: where drgn cannot translate (riscv64), read the fixmap
+    through our own walk (the report header says so: inspect() records it in the
+    snapshot's source); on 32-bit Arm, the FDT through the page tables; then check that
+    the dump translates at all."""
+    note = install_translation(prog)
+    install_fdt_window(prog)
+    if note and isinstance(getattr(prog, "cache", None), dict):
+        prog.cache[TRANSLATION_NOTE] = note
+    _check_translation(prog, shown)
 
 
 def _describe(
@@ -444,19 +471,51 @@ def _check_translation(prog: drgn.Program, what: str) -> None:
     drgn 0.0.31-0.0.33 on x86_64 cannot walk arm64 page tables in these dumps
     ("recursive address translation"); every read would fault and the report would
     look like corrupt kernel data. That is an environment problem, not a finding.
+    drgn has no riscv64 translation at all (rmem_inspect.arch), and a 32-bit Arm
+    dump whose program headers carry physical addresses only (QEMU's
+    dump-guest-memory) leaves drgn nothing to start the page-table walk from.
     """
     try:
         prog["init_uts_ns"].name.release.string_()
     except drgn.FaultError as e:
+        facts = arch_of(prog)
+        name = facts.name if facts is not None else "this architecture"
+        if facts is not None and not facts.drgn_translation.startswith("yes"):
+            why = (
+                f"drgn has no address translation for {name}, and the dump's program headers "
+                "do not map the kernel: use a kdump capture (/proc/vmcore), whose headers do"
+            )
+        elif facts is not None and facts.bits == 32:
+            why = (
+                "the dump's program headers carry no kernel virtual addresses (QEMU "
+                "dump-guest-memory writes physical ones): use a kdump capture (/proc/vmcore)"
+            )
+        else:
+            why = f"reading {name} dumps on another architecture needs drgn >= 0.1.0"
         raise InputError(
-            f"drgn {drgn.__version__} cannot read kernel memory in {what} ({e}); "
-            "reading arm64 dumps on another architecture needs drgn >= 0.1.0"
+            f"drgn {drgn.__version__} cannot read kernel memory in {what} ({e}); {why}"
+        ) from None
+    except NotImplementedError as e:
+        raise InputError(
+            f"drgn {drgn.__version__} cannot translate addresses in {what}: {e}"
         ) from None
     except LookupError:
         pass
 
 
 def _load(prog: drgn.Program, vmlinux: str) -> None:
+    # libdrgn warns through the "drgn" logger (e.g. "can't find kernel modules"):
+    # the report says what matters in its own words, so keep stray lines off stderr.
+    logger = logging.getLogger("drgn")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        _load_debug_info(prog, vmlinux)
+    finally:
+        logger.setLevel(level)
+
+
+def _load_debug_info(prog: drgn.Program, vmlinux: str) -> None:
     try:
         prog.load_debug_info([vmlinux])
     except drgn.MissingDebugInfoError:

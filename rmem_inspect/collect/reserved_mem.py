@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from drgn import FaultError, Object, Program
 
+from rmem_inspect.arch import kimage_to_phys, linear_to_phys
 from rmem_inspect.collect._util import (
     BlockCache,
     RawStruct,
@@ -147,7 +148,14 @@ def _read_dynamic(
             from drgn.helpers.linux.mm import virt_to_phys
 
             state.array_phys = virt_to_phys(Object(prog, "void *", array_address)).value_()
-        except (FaultError, LookupError, ValueError, NotImplementedError) as e:
+        except NotImplementedError:
+            # drgn has no translation for this architecture: that is no fault of the
+            # kernel's. The array is memblock_alloc()ed, so it lies in the linear map.
+            try:
+                state.array_phys = linear_to_phys(prog, array_address)
+            except (LookupError, FaultError):
+                pass  # unknown placement: the check that needs it is skipped
+        except (FaultError, LookupError, ValueError) as e:
             errors.append(f"cannot translate reserved_mem {array_address:#x} to physical: {e}")
     return state
 
@@ -192,12 +200,12 @@ def _init_array_evidence(prog: Program, state: ReservedMemState) -> None:
     try:
         from drgn.helpers.linux.mm import pfn_to_page
 
-        kimage_voffset = prog["kimage_voffset"].value_()
         page_size = prog["PAGE_SIZE"].value_()
+        # __pa_symbol(): each architecture records its own kernel-image offset
+        phys = kimage_to_phys(prog, addr)
     except (LookupError, FaultError, ImportError) as e:
         state.init_array_page_evidence.append(f"cannot locate the init array's pages: {e}")
         return
-    phys = addr - kimage_voffset
     first = phys // page_size
     last = (phys + max(state.init_array_bytes, 1) - 1) // page_size
     state.init_array_pages = last - first + 1
