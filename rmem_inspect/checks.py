@@ -34,6 +34,7 @@ from rmem_inspect.model import (
     RmemEntry,
     Snapshot,
 )
+from rmem_inspect.ranges import RangeSet, fmt_range, human_size
 
 __all__ = [
     "CODES",
@@ -134,119 +135,8 @@ class Report:
         return 1 if any(f.severity in ("error", "warning") for f in self.findings) else 0
 
 
-# --------------------------------------------------------------------------
-# Ranges
-
-
-def _fmt(base: int | None, size: int | None) -> str:
-    if base is None or size is None:
-        return "?"
-    return f"{base:#x}..{base + size - 1:#x} ({_human(size)})" if size else f"{base:#x} (size 0)"
-
-
-def _human(size: int) -> str:
-    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size >= div and size % div == 0:
-            return f"{size // div} {unit}"
-    return f"{size} B" if size < 1024 else f"{size / 1024:.1f} KiB"
-
-
 _FIRST = operator.itemgetter(0)
 _SECOND = operator.itemgetter(1)
-
-
-class RangeSet:
-    """A union of [base, end) ranges, merged, with O(log n) coverage queries."""
-
-    def __init__(self, ranges: Iterable[tuple[int, int]]) -> None:
-        self.starts, self.ends = self._merge(sorted((b, b + s) for b, s in ranges if s > 0))
-
-    @staticmethod
-    def _merge(spans: Iterable[tuple[int, int]]) -> tuple[list[int], list[int]]:
-        """Merge [base, end) spans sorted by base into disjoint starts and ends."""
-        spans = list(spans)
-        return RangeSet._merge_lists(list(map(_FIRST, spans)), list(map(_SECOND, spans)))
-
-    @staticmethod
-    def _merge_lists(starts: list[int], ends: list[int]) -> tuple[list[int], list[int]]:
-        """Merge the spans [starts[i], ends[i]), sorted by start, into disjoint ones."""
-        if all(map(operator.lt, ends[:-1], starts[1:])):
-            return starts, ends  # none overlaps or touches the next (memblock's usual state)
-        out_starts: list[int] = []
-        out_ends: list[int] = []
-        add_start, add_end = out_starts.append, out_ends.append
-        last = starts[0] - 1 if starts else 0  # below every start, even a corrupt negative one
-        for base, end in zip(starts, ends, strict=True):
-            if base > last:
-                add_start(base)
-                add_end(end)
-                last = end
-            elif end > last:
-                out_ends[-1] = last = end
-        return out_starts, out_ends
-
-    @classmethod
-    def of_memblock(cls, regions: Iterable[MemblockRegion], flags: int = 0) -> RangeSet:
-        """The memblock regions (those with any of ``flags`` set, when given)."""
-        picked = [r for r in regions if r.size > 0 and (not flags or r.flags & flags)]
-        out = cls(())
-        starts = [r.base for r in picked]
-        ends = [r.base + r.size for r in picked]
-        # memblock keeps its arrays sorted and merges neighbours: when each range ends
-        # before the next starts, the starts are sorted too and the set is ready
-        if all(map(operator.lt, ends[:-1], starts[1:])):
-            out.starts, out.ends = starts, ends
-        else:
-            out.starts, out.ends = cls._merge(sorted(zip(starts, ends, strict=True)))
-        return out
-
-    def union(self, other: RangeSet) -> RangeSet:
-        """Both sets' ranges, merged (linear: both are sorted already)."""
-        big, small = (self, other) if len(self.starts) >= len(other.starts) else (other, self)
-        # Slot each range of the smaller set in among the larger set's, slices
-        # copied whole between them (no per-range work on the larger set).
-        starts: list[int] = []
-        ends: list[int] = []
-        done = 0
-        for s, e in zip(small.starts, small.ends, strict=True):
-            at = bisect.bisect_right(big.starts, s, done)
-            starts += big.starts[done:at]
-            ends += big.ends[done:at]
-            starts.append(s)
-            ends.append(e)
-            done = at
-        starts += big.starts[done:]
-        ends += big.ends[done:]
-        out = RangeSet(())
-        out.starts, out.ends = self._merge_lists(starts, ends)
-        return out
-
-    def covers(self, base: int, size: int) -> bool:
-        """Is all of [base, base + size) inside the union?"""
-        i = bisect.bisect_right(self.starts, base) - 1
-        return i >= 0 and self.ends[i] >= base + size
-
-    def overlaps(self, base: int, size: int) -> bool:
-        i = bisect.bisect_left(self.ends, base + 1)
-        return i < len(self.starts) and self.starts[i] < base + size
-
-    def pieces(self, base: int, size: int) -> list[tuple[int, int]]:
-        """The parts (base, size) of [base, base + size) inside the union."""
-        end = base + size
-        out = []
-        i = max(0, bisect.bisect_right(self.starts, base) - 1)
-        while i < len(self.starts) and self.starts[i] < end:
-            lo, hi = max(base, self.starts[i]), min(end, self.ends[i])
-            if lo < hi:
-                out.append((lo, hi - lo))
-            i += 1
-        return out
-
-    def containing(self, base: int) -> tuple[int, int] | None:
-        i = bisect.bisect_right(self.starts, base) - 1
-        if i >= 0 and base < self.ends[i]:
-            return self.starts[i], self.ends[i] - self.starts[i]
-        return None
 
 
 # --------------------------------------------------------------------------
@@ -490,7 +380,7 @@ def _overlapping(
     while i < len(regions) and regions[i].base < base + size:
         r = regions[i]
         if r.base + r.size > base:
-            out.append(f"memblock.{kind} {_fmt(r.base, r.size)} {'|'.join(r.flag_names)}")
+            out.append(f"memblock.{kind} {fmt_range(r.base, r.size)} {'|'.join(r.flag_names)}")
         i += 1
     return out
 
@@ -753,10 +643,12 @@ def _drop_cause(c: _Ctx, r: DtRegion, saved_rank: int | None) -> tuple[str, list
     lines = log.named("alloc_failed", r.name)
     if lines:
         window = (
-            ", ".join(_fmt(b, s) for b, s in r.alloc_ranges) if r.alloc_ranges else "all memory"
+            ", ".join(fmt_range(b, s) for b, s in r.alloc_ranges)
+            if r.alloc_ranges
+            else "all memory"
         )
         return (
-            f"allocation of {_human(r.size or 0)} failed in {window}",
+            f"allocation of {human_size(r.size or 0)} failed in {window}",
             lines,
         )
     lines = log.named("match_fail", r.name)
@@ -880,7 +772,8 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
             c.add(
                 "RMEM-DROPPED",
                 r.name,
-                f"{r.name} ({kind}, {_fmt(*r.reg[0]) if r.reg else _human(r.size or 0)}) is "
+                f"{r.name} ({kind}, "
+                f"{fmt_range(*r.reg[0]) if r.reg else human_size(r.size or 0)}) is "
                 f"not in reserved_mem: {cause}; drivers looking it up get nothing.",
                 cause=cause,
                 log=lines,
@@ -894,7 +787,7 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
             c.add(
                 "RMEM-DROPPED",
                 name,
-                f"{name} {_fmt(base, size)} is reg entry {name.rsplit('[', 1)[1][:-1]} of "
+                f"{name} {fmt_range(base, size)} is reg entry {name.rsplit('[', 1)[1][:-1]} of "
                 f"{r.name}: the kernel tracks only a node's first reg entry.",
                 cause="only the first reg entry of a node is tracked",
                 log=only,
@@ -919,11 +812,11 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
             c.add(
                 "RMEM-UNALLOCATED",
                 r.name,
-                f"dynamic region {r.name} ({_human(r.size or 0)}) has no memory: {why}; the "
+                f"dynamic region {r.name} ({human_size(r.size or 0)}) has no memory: {why}; the "
                 "carveout does not exist.",
                 size=r.size,
                 alignment=r.alignment,
-                alloc_ranges=[_fmt(b, s) for b, s in r.alloc_ranges],
+                alloc_ranges=[fmt_range(b, s) for b, s in r.alloc_ranges],
                 log=lines,
                 entry=(f"[{e.index}] base {e.base:#x} size {e.size:#x}" if e else None),
             )
@@ -938,7 +831,7 @@ def _check_regions(c: _Ctx, views: dict[str, RegionView]) -> None:
                     c.add(
                         "RMEM-UNTRACKED",
                         name,
-                        f"{name} {_fmt(base, size)} is reserved in memblock but not tracked "
+                        f"{name} {fmt_range(base, size)} is reserved in memblock but not tracked "
                         "in reserved_mem: the memory is lost to the system and drivers "
                         "cannot look it up.",
                         memblock=c.memblock_region_evidence(base, size),
@@ -971,19 +864,20 @@ def _check_tracked(c: _Ctx, r: DtRegion, kind: str, e: RmemEntry, view: RegionVi
             c.add(
                 "RMEM-SIZE-MISMATCH",
                 r.name,
-                f"{r.name} is tracked at {_fmt(e.base, e.size)} but the devicetree says "
-                f"{_fmt(base, size)}.",
-                dt=_fmt(base, size),
-                reserved_mem=_fmt(e.base, e.size),
+                f"{r.name} is tracked at {fmt_range(e.base, e.size)} but the devicetree says "
+                f"{fmt_range(base, size)}.",
+                dt=fmt_range(base, size),
+                reserved_mem=fmt_range(e.base, e.size),
             )
     elif kind == "dynamic" and e.size:
         if r.size is not None and e.size != r.size:
             c.add(
                 "RMEM-SIZE-MISMATCH",
                 r.name,
-                f"{r.name} got {_human(e.size)} but the devicetree asks for {_human(r.size)}.",
+                f"{r.name} got {human_size(e.size)} but the "
+                f"devicetree asks for {human_size(r.size)}.",
                 dt_size=r.size,
-                reserved_mem=_fmt(e.base, e.size),
+                reserved_mem=fmt_range(e.base, e.size),
             )
         if r.alloc_ranges and not any(
             b <= e.base and e.base + e.size <= b + s for b, s in r.alloc_ranges
@@ -991,9 +885,9 @@ def _check_tracked(c: _Ctx, r: DtRegion, kind: str, e: RmemEntry, view: RegionVi
             c.add(
                 "RMEM-ALLOC-RANGE",
                 r.name,
-                f"{r.name} was placed at {_fmt(e.base, e.size)}, outside its alloc-ranges "
-                f"{', '.join(_fmt(b, s) for b, s in r.alloc_ranges)}.",
-                alloc_ranges=[_fmt(b, s) for b, s in r.alloc_ranges],
+                f"{r.name} was placed at {fmt_range(e.base, e.size)}, outside its alloc-ranges "
+                f"{', '.join(fmt_range(b, s) for b, s in r.alloc_ranges)}.",
+                alloc_ranges=[fmt_range(b, s) for b, s in r.alloc_ranges],
             )
         if r.alignment and e.base % r.alignment:
             c.add(
@@ -1046,7 +940,7 @@ def _check_placement(c: _Ctx, name: str, e: RmemEntry, nomap: bool) -> None:
         c.add(
             "RMEM-NOT-RESERVED",
             name,
-            f"{name} {_fmt(e.base, e.size)} is tracked but neither memblock-reserved nor "
+            f"{name} {fmt_range(e.base, e.size)} is tracked but neither memblock-reserved nor "
             "no-map: the page allocator may hand its pages out.",
             memblock=c.memblock_region_evidence(e.base, e.size),
             log=c.log.named("match_fail", name),
@@ -1063,7 +957,7 @@ def _check_placement(c: _Ctx, name: str, e: RmemEntry, nomap: bool) -> None:
             "RMEM-NOMAP-MISSING",
             name,
             f"{name} has no-map in the devicetree but memblock.memory has no MEMBLOCK_NOMAP "
-            f"over {_fmt(e.base, e.size)}: the kernel maps it and may touch it"
+            f"over {fmt_range(e.base, e.size)}: the kernel maps it and may touch it"
             + (f" ({cause}{_reserved_first(c, name, e)})" if cause else "")
             + ".",
             memblock=c.memblock_region_evidence(e.base, e.size),
@@ -1084,14 +978,14 @@ def _reserved_before(c: _Ctx, name: str, e: RmemEntry) -> list[str]:
     if fdt is not None and rm is not None and rm.layout == "static-array":
         for b, s in fdt.mem_reserve:
             if b < e.base + e.size and e.base < b + s:
-                out.append(f"/memreserve/ {_fmt(b, s)}")
+                out.append(f"/memreserve/ {fmt_range(b, s)}")
     for r, kind, ok, ranges in c.regions:
         if r.name == name:
             break
         if ok and kind == "static" and not r.nomap:
             for n, b, s in ranges:
                 if s and b < e.base + e.size and e.base < b + s:
-                    out.append(f"{n} {_fmt(b, s)}")
+                    out.append(f"{n} {fmt_range(b, s)}")
     return out
 
 
@@ -1107,7 +1001,7 @@ def _check_outside_ram(c: _Ctx, name: str, e: RmemEntry, nomap: bool) -> None:
     inside = sum(s for _, s in c.memory.pieces(e.base, e.size))
     if inside == e.size:
         return
-    part = "" if inside == 0 else f" ({_human(e.size - inside)} of {_human(e.size)})"
+    part = "" if inside == 0 else f" ({human_size(e.size - inside)} of {human_size(e.size)})"
     mb = c.snap.memblock
     banks = RangeSet.of_memblock(mb.memory if mb else [])
     end = banks.ends[-1] if banks.ends else 0
@@ -1123,7 +1017,7 @@ def _check_outside_ram(c: _Ctx, name: str, e: RmemEntry, nomap: bool) -> None:
     c.add(
         "RMEM-OUTSIDE-RAM",
         name,
-        f"{name} {_fmt(e.base, e.size)} lies outside RAM{part}: no memblock.memory bank "
+        f"{name} {fmt_range(e.base, e.size)} lies outside RAM{part}: no memblock.memory bank "
         f"covers it{why}; "
         + (
             "the kernel accepts a no-map region there on purpose and neither reserves nor "
@@ -1132,7 +1026,7 @@ def _check_outside_ram(c: _Ctx, name: str, e: RmemEntry, nomap: bool) -> None:
             else "memblock_reserve() records it all the same and the page allocator never "
             "sees it."
         ),
-        memory=[_fmt(b, end - b) for b, end in zip(banks.starts, banks.ends, strict=True)][:8],
+        memory=[fmt_range(b, end - b) for b, end in zip(banks.starts, banks.ends, strict=True)][:8],
         cmdline=limit or None,
         log=limited,
         rule=(
@@ -1177,7 +1071,7 @@ def _check_cma(c: _Ctx, r: DtRegion, e: RmemEntry) -> None:
         "RMEM-CMA-MISSING",
         r.name,
         f"{r.name} is a reusable shared-dma-pool but no CMA area covers it.",
-        cma_areas=[f"{a.name} {_fmt(a.base, a.size)}" for a in c.snap.cma],
+        cma_areas=[f"{a.name} {fmt_range(a.base, a.size)}" for a in c.snap.cma],
     )
 
 
@@ -1209,7 +1103,8 @@ def _check_cma_cmdline(c: _Ctx, r: DtRegion, views: dict[str, RegionView]) -> bo
     e = c.by_name.get(r.name)
     default = [a for a in c.snap.cma or [] if a.is_default]
     instead = (
-        f"; the default CMA area is '{default[0].name}' {_fmt(default[0].base, default[0].size)}"
+        f"; the default CMA area is '{default[0].name}' "
+        f"{fmt_range(default[0].base, default[0].size)}"
         f" from {arg}"
         if default
         else ""
@@ -1217,7 +1112,8 @@ def _check_cma_cmdline(c: _Ctx, r: DtRegion, views: dict[str, RegionView]) -> bo
     if e is not None:
         what = (
             f"the kernel bypassed the devicetree's default CMA pool, returned its "
-            f"{_human(e.size)} to the page allocator and kept its reserved_mem entry without ops"
+            f"{human_size(e.size)} to the page allocator "
+            f"and kept its reserved_mem entry without ops"
         )
     else:
         what = "the kernel skipped the devicetree's default CMA pool and never reserved it"
@@ -1229,7 +1125,7 @@ def _check_cma_cmdline(c: _Ctx, r: DtRegion, views: dict[str, RegionView]) -> bo
         cmdline=arg,
         tracked=e is not None,
         entry=(f"[{e.index}] base {e.base:#x} size {e.size:#x} ops {e.ops}" if e else None),
-        cma_areas=[f"{a.name} {_fmt(a.base, a.size)}" for a in c.snap.cma or []],
+        cma_areas=[f"{a.name} {fmt_range(a.base, a.size)}" for a in c.snap.cma or []],
         log=lines,
         rule="kernel/dma/contiguous.c: a linux,cma-default node gives way to cma= "
         "(size_cmdline != -1)",
@@ -1256,13 +1152,13 @@ def _check_dropped_cma(c: _Ctx) -> None:
                 "area was created from it"
                 + (
                     f"; the default CMA area is '{default[0].name}' "
-                    f"{_fmt(default[0].base, default[0].size)} instead"
+                    f"{fmt_range(default[0].base, default[0].size)} instead"
                     + (" (from the kernel config, not the devicetree)" if r.cma_default else "")
                     if default
                     else ""
                 )
                 + ".",
-                cma_areas=[f"{a.name} {_fmt(a.base, a.size)}" for a in c.snap.cma],
+                cma_areas=[f"{a.name} {fmt_range(a.base, a.size)}" for a in c.snap.cma],
             )
 
 
@@ -1324,8 +1220,8 @@ def _check_overlaps(c: _Ctx, views: dict[str, RegionView]) -> None:
             c.add(
                 "RMEM-OVERLAP",
                 a_name,
-                f"{a_name} {_fmt(a_base, a_end - a_base)} overlaps {name} "
-                f"{_fmt(base, end - base)} by {_human(min(a_end, end) - base)}.",
+                f"{a_name} {fmt_range(a_base, a_end - a_base)} overlaps {name} "
+                f"{fmt_range(base, end - base)} by {human_size(min(a_end, end) - base)}.",
                 other=name,
                 log=lines,
             )

@@ -25,7 +25,7 @@ _DTB_MAGIC = b"\xd0\x0d\xfe\xed"
 
 def _add_extra_commands(sub: Any) -> None:
     from rmem_inspect.cli import _add_source
-    from rmem_inspect.model import KERNEL_LAYOUT_HELP  # not preflight: report needs none
+    from rmem_inspect.kernel.layouts import KERNEL_LAYOUT_HELP  # not preflight: report needs none
 
     layouts = KERNEL_LAYOUT_HELP
     h = "predict from a DTB alone which regions a kernel generation drops, and why"

@@ -20,7 +20,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from rmem_inspect.checks import Finding, RegionView, Report, _fmt
+from rmem_inspect.checks import Finding, RegionView, Report
+from rmem_inspect.ranges import fmt_range
 
 __all__ = ["RegionChange", "ReportDiff", "diff_reports", "render_diff"]
 
@@ -64,7 +65,7 @@ def _label(report: Report) -> str:
 def _where(v: RegionView) -> str:
     if v.base is None or not v.size:
         return f"no memory ({v.kind})"
-    return _fmt(v.base, v.size)
+    return fmt_range(v.base, v.size)
 
 
 def diff_reports(a: Report, b: Report, *, label_a: str = "", label_b: str = "") -> ReportDiff:

@@ -15,16 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 __all__ = [
-    "LAYOUTS",
-    "KERNEL_LAYOUT_HELP",
-    "LAYOUT_ALIASES",
     "SCHEMA_VERSION",
     "AssignedDevice",
     "CmaArea",
@@ -41,52 +37,10 @@ __all__ = [
     "RmemEntry",
     "Snapshot",
     "SnapshotError",
-    "kernel_layout",
 ]
 
 #: Bump on incompatible changes; :meth:`Snapshot.from_json` refuses other versions.
 SCHEMA_VERSION = 1
-
-#: The three reserved_mem layouts: the fixed array (<= 6.11), the dynamic array
-#: (6.12) and the dynamic array with node ops (7.x); see SPEC §1.
-LAYOUTS = ("static-array", "dynamic-array", "node-ops")
-#: Kernel series names that stand for a layout (the factory's series).
-LAYOUT_ALIASES = {"6.1": "static-array", "6.12": "dynamic-array", "7.x": "node-ops"}
-#: How a kernel version number maps to a layout, for help texts.
-KERNEL_LAYOUT_HELP = (
-    "a kernel version X.Y[.Z] (a uname -r release works too): up to 6.11 static-array "
-    "(replayed with 6.1's code), 6.12 to 7.0 dynamic-array (6.12's), 7.1 and later node-ops "
-    "(7.3's, with the 7.2 count rules), also written 7.x; or a layout name: " + ", ".join(LAYOUTS)
-)
-
-_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?(?:[-+~][\w.+~-]*)?")
-
-
-def kernel_layout(name: str) -> str | None:
-    """
-    A layout name, series alias or kernel version number -> one of :data:`LAYOUTS`.
-
-    ``X.Y[.Z]`` (with any ``-``/``+``/``~`` suffix, as in ``uname -r``) maps by the
-    commits that changed drivers/of/of_reserved_mem.c: the dynamic array is v6.12
-    (commit 00c9a452a235 "of: reserved_mem: Add code to dynamically allocate
-    reserved_mem array"); 7.1 dropped ``fdt_node`` and gave ``reserved_mem_ops`` the
-    node_validate/node_fixup/node_init hooks. Returns None for anything else, and
-    for kernels before 3.15, which have no drivers/of/of_reserved_mem.c at all.
-    """
-    layout = LAYOUT_ALIASES.get(name, name)
-    if layout in LAYOUTS:
-        return layout
-    m = _VERSION.fullmatch(name.strip())
-    if m is None:
-        return None
-    version = (int(m.group(1)), int(m.group(2)))
-    if version < (3, 15):
-        return None
-    if version <= (6, 11):
-        return "static-array"
-    if version <= (7, 0):
-        return "dynamic-array"
-    return "node-ops"
 
 
 class SnapshotError(ValueError):

@@ -54,10 +54,13 @@ from rmem_inspect import __version__, checks
 from rmem_inspect.collect.devicetree import RawNode, decode_tree
 from rmem_inspect.collect.fdt import FdtError, parse_fdt
 from rmem_inspect.errors import InputError
-from rmem_inspect.model import (  # LAYOUTS: the layouts preflight replays
+from rmem_inspect.kernel.layouts import (  # LAYOUTS: the layouts preflight replays
     KERNEL_LAYOUT_HELP,
     LAYOUT_ALIASES,
     LAYOUTS,
+    kernel_layout,
+)
+from rmem_inspect.model import (
     CmaArea,
     DtInfo,
     KernelInfo,
@@ -67,7 +70,6 @@ from rmem_inspect.model import (  # LAYOUTS: the layouts preflight replays
     ReservedMemState,
     RmemEntry,
     Snapshot,
-    kernel_layout,
 )
 
 __all__ = [

@@ -20,7 +20,8 @@ from typing import Any
 
 from rmem_inspect import __version__
 from rmem_inspect.causes import Cause, root_causes
-from rmem_inspect.checks import Finding, RangeSet, Report, _fmt, _human
+from rmem_inspect.checks import Finding, Report
+from rmem_inspect.ranges import RangeSet, fmt_range, human_size
 
 __all__ = ["FORMATS", "render", "report_json"]
 
@@ -208,7 +209,7 @@ def _header(report: Report) -> list[tuple[str, str]]:
                 rm.array_phys
             )
             state += (
-                f", inside memblock.reserved {_fmt(*rng)}"
+                f", inside memblock.reserved {fmt_range(*rng)}"
                 if rng
                 else ", NOT inside any memblock.reserved range"
             )
@@ -241,7 +242,7 @@ def _header(report: Report) -> list[tuple[str, str]]:
             (
                 "CMA",
                 "; ".join(
-                    f"{a.name} {_fmt(a.base, a.size)}"
+                    f"{a.name} {fmt_range(a.base, a.size)}"
                     + (f" {a.used_pages} pages used" if a.used_pages is not None else "")
                     + (" [default]" if a.is_default else "")
                     for a in snap.cma
@@ -266,7 +267,7 @@ def _region_rows(report: Report) -> list[list[str]]:
             [
                 v.name,
                 _hex(v.base),
-                _human(v.size) if v.size else "-",
+                human_size(v.size) if v.size else "-",
                 v.kind,
                 ",".join(x for x, on in (("no-map", v.nomap), ("reusable", v.reusable)) if on)
                 or "-",

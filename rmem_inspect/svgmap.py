@@ -26,8 +26,9 @@ import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from rmem_inspect.checks import RegionView, Report, _human
+from rmem_inspect.checks import RegionView, Report
 from rmem_inspect.errors import InputError
+from rmem_inspect.ranges import human_size
 
 __all__ = [
     "VERDICT_COLOURS",
@@ -196,7 +197,7 @@ def render_svg(report: Report, *, title: str | None = None) -> str:
             _el(
                 svg,
                 "text",
-                f"~ {_human(s.end - s.start)} hole",
+                f"~ {human_size(s.end - s.start)} hole",
                 x=_RAM_X,
                 y=f"{s.y + s.h / 2 + 4:.1f}",
                 fill="#777",
@@ -218,7 +219,9 @@ def render_svg(report: Report, *, title: str | None = None) -> str:
             stroke_width=0.5,
         )
         _el(
-            r, "title", f"{'NOMAP ' if is_nomap else ''}memory {a:#x}..{b - 1:#x} ({_human(b - a)})"
+            r,
+            "title",
+            f"{'NOMAP ' if is_nomap else ''}memory {a:#x}..{b - 1:#x} ({human_size(b - a)})",
         )
     res = _el(svg, "g", class_="memblock-reserved")
     for a, b in reserved:
@@ -233,7 +236,7 @@ def render_svg(report: Report, *, title: str | None = None) -> str:
             fill="#6d4c41",
             fill_opacity=0.8,
         )
-        _el(r, "title", f"memblock.reserved {a:#x}..{b - 1:#x} ({_human(b - a)})")
+        _el(r, "title", f"memblock.reserved {a:#x}..{b - 1:#x} ({human_size(b - a)})")
 
     # Regions, then their labels stacked without overlap and joined by leader lines.
     regions = _el(svg, "g", class_="regions")
@@ -275,7 +278,7 @@ def render_svg(report: Report, *, title: str | None = None) -> str:
         _el(
             g,
             "text",
-            f"{v.name}  {base:#x}+{_human(size)}  [{_verdict_text(v)}]",
+            f"{v.name}  {base:#x}+{human_size(size)}  [{_verdict_text(v)}]",
             x=label_x,
             y=f"{ly:.1f}",
             fill="#000000" if v.verdict == "ok" else "#b71c1c",
@@ -303,7 +306,7 @@ def render_svg(report: Report, *, title: str | None = None) -> str:
                 stroke="#212121",
                 stroke_width=0.6,
             )
-            size_text = f" {_human(v.size)}" if v.size else ""
+            size_text = f" {human_size(v.size)}" if v.size else ""
             _el(
                 g,
                 "text",
@@ -361,9 +364,9 @@ def _region_group(parent: ET.Element, v: RegionView) -> ET.Element:
     g.set("data-name", v.name)
     g.set("data-verdict", v.verdict)
     where = (
-        f"{v.base:#x}..{(v.base or 0) + (v.size or 0) - 1:#x} ({_human(v.size or 0)})"
+        f"{v.base:#x}..{(v.base or 0) + (v.size or 0) - 1:#x} ({human_size(v.size or 0)})"
         if v.base is not None and v.size
-        else (f"{_human(v.size)}, no address" if v.size else "no address")
+        else (f"{human_size(v.size)}, no address" if v.size else "no address")
     )
     _el(g, "title", f"{v.name}: {v.kind}, {where}, {_verdict_text(v)}")
     return g

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rmem_inspect.checks import RangeSet
 from rmem_inspect.model import MemblockRegion
+from rmem_inspect.ranges import RangeSet
 
 pytestmark = pytest.mark.unit
 

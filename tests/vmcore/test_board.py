@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from rmem_inspect import checks
-from rmem_inspect.checks import RangeSet
+from rmem_inspect.ranges import RangeSet
 from tests.conftest import MATRIX, MATRIX_IDS
 from tests.expected import SERIES
 from tests.vmcore.conftest import DumpData, dump_data
