@@ -179,7 +179,7 @@ def _header(report: Report) -> list[tuple[str, str]]:
             ", ".join(
                 f"{k}={v}"
                 for k, v in snap.source.items()
-                if k not in ("debug_info", "symbol_evidence")
+                if k not in ("debug_info", "symbol_evidence") and v is not None
             )
             or "-",
         ),

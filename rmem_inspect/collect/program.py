@@ -352,11 +352,6 @@ def _open_plain(
     assert info.vmcoreinfo is not None
     release = info.vmcoreinfo.get("OSRELEASE", "")
     build_id = info.vmcoreinfo.get("BUILD-ID")
-    if info.machine and arch_for_machine(info.machine) is None:
-        raise InputError(
-            f"{shown} is a {info.arch} dump: this tool reads devicetree kernels on "
-            f"{', '.join(sorted(ARCHES))} only"
-        )
     if types == "btf" or (types == "auto" and vmlinux is None):
         found = (
             None
@@ -365,6 +360,7 @@ def _open_plain(
             or debuginfod_vmlinux(build_id, lambda p: p.set_core_dump(path))
         )
         if found is None:
+            _vet_arch(info, shown)
             prog = drgn.Program()
             try:
                 prog.set_core_dump(path)
@@ -393,7 +389,8 @@ def _open_plain(
                 + _debuginfod_note()
                 + "; pass --vmlinux (Debian: the linux-image-*-dbg package)"
             )
-    _vet_vmlinux(vmlinux, info, build_id)
+    _vet_vmlinux(vmlinux, info, build_id)  # names a vmlinux of another arch first
+    _vet_arch(info, shown)
     prog = drgn.Program()
     try:
         prog.set_core_dump(path)
@@ -415,6 +412,14 @@ def _finish(prog: drgn.Program, shown: str) -> None:
     if note and isinstance(getattr(prog, "cache", None), dict):
         prog.cache[TRANSLATION_NOTE] = note
     _check_translation(prog, shown)
+
+
+def _vet_arch(info: ElfInfo | KdumpHeader, shown: str) -> None:
+    if info.machine and arch_for_machine(info.machine) is None:
+        raise InputError(
+            f"{shown} is a {info.arch} dump: this tool reads devicetree kernels on "
+            f"{', '.join(sorted(ARCHES))} only"
+        )
 
 
 def _describe(
