@@ -45,13 +45,10 @@ __all__ = ["ADVICE", "CONSEQUENCES", "Cause", "collapse_names", "root_causes"]
 
 _SEVERITY = {"error": 0, "warning": 1, "info": 2}
 
-#: code -> codes that the first explains on the same region (see the module docstring).
+#: code -> codes that the first explains on the same region (see the module docstring),
+#: as each code declares them (rmem_inspect/checks/registry.py).
 CONSEQUENCES: dict[str, frozenset[str]] = {
-    "RMEM-DROPPED": frozenset(
-        {"RMEM-UNALLOCATED", "RMEM-UNTRACKED", "RMEM-CMA-MISSING", "RMEM-CONSUMER-ORPHAN"}
-    ),
-    "RMEM-UNALLOCATED": frozenset({"RMEM-CMA-MISSING", "RMEM-CONSUMER-ORPHAN"}),
-    "RMEM-NOMAP-MISSING": frozenset({"RMEM-NOMAP-MAPPED"}),
+    c.code: c.consequences for c in CODES.values() if c.consequences
 }
 
 #: What a rejected /reserved-memory node (RMEM-DT-FORMAT) causes: none of its regions is
@@ -64,41 +61,9 @@ _DYNAMIC_LIMIT = "too many defined dynamic regions"
 _ALLOC_FAILED = "failed to allocate memory for node"
 _RESERVE_FAILED = "failed to reserve memory for node"
 
-#: What to do, by root code; a kernel log line in the evidence can refine it (_LOG_ADVICE).
-ADVICE: dict[str, str] = {
-    "RMEM-STATIC-ARRAY": (
-        "define at most {capacity} /reserved-memory regions (merge adjacent carveouts, "
-        "drop unused ones) or boot Linux 6.12+, whose reserved_mem array is sized from "
-        "the devicetree"
-    ),
-    "RMEM-DT-FORMAT": (
-        "give /reserved-memory the root's #address-cells and #size-cells and an empty "
-        "ranges property"
-    ),
-    "RMEM-DROPPED": "see each region's cause below",
-    "RMEM-UNALLOCATED": (
-        "make room for the region: widen or move its alloc-ranges, lower its size or "
-        "alignment, or move what is already reserved in the window"
-    ),
-    "RMEM-UNTRACKED": "give the range its own /reserved-memory node the kernel can track",
-    "RMEM-NOT-RESERVED": "reserve the range: check the node's reg and what overlaps it",
-    "RMEM-NOMAP-MISSING": (
-        "move the no-map region off memory that is already reserved, or make the range "
-        "outside RAM"
-    ),
-    "RMEM-NOMAP-MAPPED": "the no-map region must carry MEMBLOCK_NOMAP; see its other findings",
-    "RMEM-OVERLAP": "move or shrink one of the overlapping regions so that they are disjoint",
-    "RMEM-ALLOC-RANGE": "check the region's alloc-ranges and what the kernel was given",
-    "RMEM-ALIGNMENT": "check the region's alignment property",
-    "RMEM-SIZE-MISMATCH": "check the node's reg/size against what the kernel tracked",
-    "RMEM-NO-INIT": "build the driver for the compatible into the kernel, or fix the compatible",
-    "RMEM-ARRAY-NOT-DYNAMIC": "the kernel kept its init-time array: report it to the kernel",
-    "RMEM-TEMP-ARRAY-LIVE": "reserved_mem points into freed init memory: report it upstream",
-    "RMEM-COUNT-CORRUPT": "the reserved_mem bookkeeping is corrupt: the dump may be damaged",
-    "RMEM-CONSUMER-ORPHAN": "point the memory-region phandle at a region the kernel tracks",
-    "RMEM-CMA-MISSING": "check the pool's size and alignment (CMA needs pageblock alignment)",
-    "RMEM-DISABLED": 'nothing to do unless the region should be used: set status = "okay"',
-}
+#: What to do, by root code, as each code declares it; a kernel log line in the evidence
+#: can refine it (_LOG_ADVICE).
+ADVICE: dict[str, str] = {c.code: c.advice for c in CODES.values() if c.advice}
 
 _LOG_ADVICE = (
     (

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rmem_inspect.checks import Report
+from rmem_inspect.checks import CODES, Report, Verdict
 
 __all__ = [
     "EVENT_C",
@@ -399,15 +399,11 @@ class Correlator:
         view = self.views[name]
         if not e.failed:
             return None
-        worst = [
-            f
-            for f in self.findings.get(name, [])
-            if f.code in ("RMEM-DROPPED", "RMEM-UNALLOCATED", "RMEM-NO-INIT", "RMEM-CMA-MISSING")
-        ]
+        worst = [f for f in self.findings.get(name, []) if CODES[f.code].explains_failure]
         if worst:
             f = worst[0]
             return f"boot verdict {f.code}: {f.message}"
-        if view.verdict == "disabled":
+        if view.verdict == Verdict.DISABLED:
             return f'{name} is status = "disabled" in the devicetree: the kernel skipped it.'
         if view.tracked:
             return (

@@ -20,6 +20,7 @@ __all__ = [
     "LAYOUTS",
     "LAYOUT_ALIASES",
     "Layout",
+    "OpsLayout",
     "kernel_layout",
 ]
 
@@ -83,3 +84,14 @@ def kernel_layout(name: str) -> Layout | None:
     if version <= (7, 0):
         return Layout.DYNAMIC_ARRAY
     return Layout.NODE_OPS
+
+
+class OpsLayout(enum.StrEnum):
+    """What ``ReservedMemState.ops_layout`` says about ``struct reserved_mem_ops``."""
+
+    #: ``device_init``/``device_release`` only (up to 7.0).
+    DEVICE = "device"
+    #: With the node_validate/node_fixup/node_init hooks (7.1+).
+    NODE = "node"
+    #: Not read: reserved_mem rebuilt from the kernel log (the sysfs/debugfs source).
+    LOG = "log"

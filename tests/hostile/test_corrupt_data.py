@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from rmem_inspect import checks
 from tests.hostile.conftest import (
     DumpLayout,
     drop_pages,
@@ -288,12 +287,6 @@ CORRUPT_ARRAY = [
 ]
 
 
-@pytest.mark.xfail(
-    not hasattr(checks, "_rm_trusted"),
-    reason="needs the rmem_inspect/checks.py change in docs/hostile-input.md "
-    "(no per-region verdicts from a corrupt reserved_mem)",
-    strict=True,
-)
 @pytest.mark.parametrize("case", CORRUPT_ARRAY)
 def test_no_verdicts_from_a_corrupt_array(
     case: str, tmp_path_factory: pytest.TempPathFactory

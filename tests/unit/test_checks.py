@@ -6,11 +6,15 @@ nothing else changes."""
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict
 
 import pytest
 
 from bench.synthetic import grow
 from rmem_inspect import checks
+from rmem_inspect.checks.context import Context, dt_ranges
+from rmem_inspect.checks.findings import RegionView
+from rmem_inspect.checks.views import build_views
 from rmem_inspect.model import CmaArea, DtRegion, MemblockRegion, Snapshot
 from tests.conftest import MATRIX, MATRIX_IDS
 from tests.unit.test_golden import load
@@ -217,22 +221,78 @@ def test_checks_scale_n_log_n() -> None:
     assert not [f for f in report.findings if f.code == "RMEM-OVERLAP"]
 
 
-@pytest.mark.parametrize(("series", "scenario"), MATRIX, ids=MATRIX_IDS)
-def test_region_views_take_one_pass_as_the_general_path_would(series: str, scenario: str) -> None:
-    """checks._views() builds each view in one pass when every reserved_mem name is
-    unique; the general path (entries applied one by one) must give the same views."""
-    from dataclasses import asdict
+def _views_one_by_one(c: Context) -> list[dict[str, object]]:
+    """The reference for build_views(): a view per devicetree range, then each
+    reserved_mem entry applied one at a time, then memblock coverage, then the log."""
+    views: dict[str, RegionView] = {}
+    for r, kind, available, ranges in c.regions:
+        for name, b, s in ranges or ((r.name, None, r.size),):
+            views[name] = RegionView(
+                name, b, s, kind, r.nomap, r.reusable, list(r.compatible), r.status,
+                sources=["dt"], verdict="ok" if available else "disabled", dt_index=r.index,
+            )  # fmt: skip
+    for e in c.entries:
+        if e.name is None:
+            continue
+        v = views.get(e.name)
+        if v is None:
+            v = views[e.name] = RegionView(e.name, e.base, e.size, "unknown")
+        v.tracked, v.rmem_index = True, e.index
+        v.sources.append("reserved_mem")
+        if (v.base is None or v.kind == "dynamic") and not (c.derived and e.base == 0):
+            v.base, v.size = e.base, e.size
+    for v in views.values():
+        if c.memblock_ok and v.base is not None and v.size:
+            v.reserved = c.covered.covers(v.base, v.size)
+            if c.covered.overlaps(v.base, v.size):
+                v.sources.append("memblock")
+        v.log = c.log.by_region.get(v.name, [])[:6]
+    return [asdict(v) for v in views.values()]
 
+
+def _variants(snap: Snapshot) -> list[Snapshot]:
+    """The snapshot, and copies whose reserved_mem repeats names, names a reg entry's
+    view (name[1]) or is rebuilt from the log with unplaced entries."""
+    out = [snap]
+    rm = snap.reserved_mem
+    if rm is None or not rm.entries:
+        return out
+    dup = copy.deepcopy(snap)
+    assert dup.reserved_mem is not None
+    entries = dup.reserved_mem.entries
+    for e in list(entries[:3]):
+        again = copy.copy(e)
+        again.index, again.base = len(entries), e.base + 0x10000
+        entries.append(again)
+    if dup.fdt is not None:  # a node with neither reg nor size, on two entries
+        dup.fdt.regions.append(DtRegion("/reserved-memory/odd", "odd", 99))
+        for k in (1, 2):
+            odd = copy.copy(entries[0])
+            odd.name, odd.index, odd.base = "odd", len(entries), 0x7000_0000 * k
+            entries.append(odd)
+    sub = copy.copy(entries[0])
+    sub.name, sub.index = f"{entries[0].name}[1]", len(entries)
+    entries.append(sub)
+    out.append(dup)
+    log = copy.deepcopy(dup)
+    assert log.reserved_mem is not None
+    log.reserved_mem.ops_layout = "log"
+    for e in log.reserved_mem.entries[::2]:
+        e.base = 0
+    out.append(log)
+    return out
+
+
+@pytest.mark.parametrize(("series", "scenario"), MATRIX, ids=MATRIX_IDS)
+def test_region_views_are_the_entries_applied_one_by_one(series: str, scenario: str) -> None:
+    """build_views() makes each view in one pass; applying the entries one at a time
+    (the reference above) must give the same views, names repeated or not."""
     snaps = [load(series, scenario)]
     if series != "6.1":  # grow() adds regions the way a dynamic array holds them
         snaps.append(grow(snaps[0], 40, 40, 7).snapshot)
-    for snap in snaps:
-        c = checks._Ctx(snap)
-        named = [e for e in c.entries if e.name is not None]
-        general = checks._views_general(c, named, checks._covered_by(c))
-        assert [asdict(v) for v in checks._views(c).values()] == [
-            asdict(v) for v in general.values()
-        ]
+    for snap in [v for s in snaps for v in _variants(s)]:
+        c = Context(snap)
+        assert [asdict(v) for v in build_views(c).values()] == _views_one_by_one(c)
 
 
 def test_an_entry_name_twice_takes_the_last_entry() -> None:
@@ -250,7 +310,7 @@ def test_an_entry_name_twice_takes_the_last_entry() -> None:
 
 @pytest.mark.parametrize(("series", "scenario"), MATRIX, ids=MATRIX_IDS)
 def test_region_rows_agree_with_the_model(series: str, scenario: str) -> None:
-    """_Ctx inlines DtRegion.kind and .available: the rows must say what they say."""
+    """Context inlines DtRegion.kind and .available: the rows must say what they say."""
     snap = load(series, scenario)
     assert snap.fdt is not None
     snap.fdt.regions += [
@@ -258,11 +318,11 @@ def test_region_rows_agree_with_the_model(series: str, scenario: str) -> None:
         DtRegion("/reserved-memory/b", "b", 91, status="fail"),
         DtRegion("/reserved-memory/c", "c", 92, status="disabled", reg=[(0x1000, 0x1000)] * 3),
     ]
-    rows = checks._Ctx(snap).regions
+    rows = Context(snap).regions
     assert [(r, kind, ok) for r, kind, ok, _ in rows] == [
         (r, r.kind, r.available) for r in snap.fdt.regions
     ]
-    assert [ranges for *_, ranges in rows] == [checks._dt_ranges(r) for r in snap.fdt.regions]
+    assert [ranges for *_, ranges in rows] == [dt_ranges(r) for r in snap.fdt.regions]
 
 
 # --------------------------------------------------------------------------
