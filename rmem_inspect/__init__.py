@@ -31,7 +31,7 @@ from typing import Any as _Any
 if TYPE_CHECKING:
     from rmem_inspect.checks import run as run_checks
     from rmem_inspect.inspect import inspect
-    from rmem_inspect.render import render
+    from rmem_inspect.output import render
 
 __all__ = ["inspect", "render", "run_checks"]
 
@@ -40,7 +40,7 @@ __version__ = "0.1.0"
 #: Public name -> (module, attribute), imported by :func:`__getattr__` on first use.
 _LAZY = {
     "inspect": ("rmem_inspect.inspect", "inspect"),
-    "render": ("rmem_inspect.render", "render"),
+    "render": ("rmem_inspect.output", "render"),
     "run_checks": ("rmem_inspect.checks", "run"),
 }
 

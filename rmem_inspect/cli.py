@@ -196,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
                 f.write(text)
         return 0
     from rmem_inspect import checks
-    from rmem_inspect.render import render
+    from rmem_inspect.output import render
 
     report = checks.run(snap)
     sys.stdout.write(

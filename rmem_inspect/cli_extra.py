@@ -153,8 +153,8 @@ def _report_for(path: str, vmlinux: str | None, layout: str | None) -> Any:
 
 
 def _preflight(args: argparse.Namespace) -> int:
+    from rmem_inspect.output import render
     from rmem_inspect.preflight import preflight
-    from rmem_inspect.render import render
 
     res = preflight(
         _read(args.dtb),
@@ -180,7 +180,8 @@ def _preflight(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from rmem_inspect.diff import diff_reports, render_diff
+    from rmem_inspect.diff import diff_reports
+    from rmem_inspect.output.diff import render_diff
 
     a = _report_for(args.a, args.vmlinux_a, args.kernel_a)
     b = _report_for(args.b, args.vmlinux_b, args.kernel_b)
@@ -192,7 +193,7 @@ def _diff(args: argparse.Namespace) -> int:
 def _map(args: argparse.Namespace) -> int:
     from rmem_inspect import checks
     from rmem_inspect.errors import InputError
-    from rmem_inspect.svgmap import render_svg, svg_to_png
+    from rmem_inspect.output.svg import render_svg, svg_to_png
 
     if args.dtb:
         if not args.kernel:

@@ -69,7 +69,7 @@ def _cmd_rmem(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any)
 
     from rmem_inspect.drgn_script import report
     from rmem_inspect.errors import InputError
-    from rmem_inspect.render import render
+    from rmem_inspect.output import render
 
     try:
         rep = report(prog, linear_map=not args.no_linear_map)

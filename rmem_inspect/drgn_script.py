@@ -114,7 +114,7 @@ def main(prog: Program, argv: list[str] | None = None) -> int:
     from rmem_inspect.cli import guarded
 
     def body() -> int:
-        from rmem_inspect.render import render
+        from rmem_inspect.output import render
 
         rep = report(prog, linear_map=not args.no_linear_map)
         sys.stdout.write(

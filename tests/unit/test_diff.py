@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from rmem_inspect import checks
-from rmem_inspect.diff import diff_reports, render_diff
+from rmem_inspect.diff import diff_reports
 from rmem_inspect.model import Snapshot
+from rmem_inspect.output.diff import render_diff
 from tests.expected import expected_findings
 
 pytestmark = pytest.mark.unit

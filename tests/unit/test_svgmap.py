@@ -10,7 +10,7 @@ import pytest
 
 from rmem_inspect import checks
 from rmem_inspect.model import Snapshot
-from rmem_inspect.svgmap import VERDICT_COLOURS, render_svg, svg_to_png
+from rmem_inspect.output.svg import VERDICT_COLOURS, render_svg, svg_to_png
 from tests.expected import expected_findings
 
 pytestmark = pytest.mark.unit
