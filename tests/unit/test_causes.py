@@ -17,7 +17,7 @@ import pytest
 
 from rmem_inspect import checks
 from rmem_inspect.causes import collapse_names, root_causes
-from rmem_inspect.cli import main
+from rmem_inspect.commands import main
 from rmem_inspect.model import Snapshot
 from rmem_inspect.output import render
 from tests.conftest import MATRIX, MATRIX_IDS

@@ -58,7 +58,7 @@ def test_different_scenarios_add_and_remove() -> None:
 
 
 def test_cli_diff(capsys: pytest.CaptureFixture[str]) -> None:
-    from rmem_inspect.cli import main
+    from rmem_inspect.commands import main
 
     a, b = str(GOLDEN / "6.1-overflow.json"), str(GOLDEN / "6.12-overflow.json")
     assert main(["diff", a, b, "--format", "json"]) == 1

@@ -71,7 +71,7 @@ def test_png() -> None:
 
 
 def test_cli_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from rmem_inspect.cli import main
+    from rmem_inspect.commands import main
 
     out = tmp_path / "map.svg"
     assert main(["map", "--snapshot", str(GOLDEN / "6.12-overlap.json"), "-o", str(out)]) == 0
