@@ -13,25 +13,23 @@ For scripts and the drgn REPL::
     >>> report = run_checks(inspect(prog))
     >>> print(render(report, "table"), end="")
 
-``inspect``, ``run_checks`` and ``render`` are imported on first use, so
-``import rmem_inspect`` stays cheap and does not import drgn. ``inspect`` and
-``render`` are also the names of submodules; the package attribute always stays
-the function (``from rmem_inspect.inspect import DATA_ERRORS`` still reaches the
-module).
+``inspect`` (:mod:`rmem_inspect.collect.snapshot`), ``run_checks``
+(:func:`rmem_inspect.checks.run`) and ``render`` (:mod:`rmem_inspect.output`)
+are imported on first use, so ``import rmem_inspect`` stays cheap and does not
+import drgn. No submodule is named like them, so importing submodules never
+changes what these names are.
 """
 
 from __future__ import annotations
 
 import importlib as _importlib
-import sys as _sys
-import types as _types
 from typing import TYPE_CHECKING
 from typing import Any as _Any
 
 if TYPE_CHECKING:
     from rmem_inspect.checks import run as run_checks
-    from rmem_inspect.inspect import inspect
-    from rmem_inspect.render import render
+    from rmem_inspect.collect.snapshot import inspect
+    from rmem_inspect.output import render
 
 __all__ = ["inspect", "render", "run_checks"]
 
@@ -39,8 +37,8 @@ __version__ = "0.1.0"
 
 #: Public name -> (module, attribute), imported by :func:`__getattr__` on first use.
 _LAZY = {
-    "inspect": ("rmem_inspect.inspect", "inspect"),
-    "render": ("rmem_inspect.render", "render"),
+    "inspect": ("rmem_inspect.collect.snapshot", "inspect"),
+    "render": ("rmem_inspect.output", "render"),
     "run_checks": ("rmem_inspect.checks", "run"),
 }
 
@@ -57,21 +55,3 @@ def __getattr__(name: str) -> _Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
-
-
-class _Package(_types.ModuleType):
-    """Keep ``rmem_inspect.inspect``/``.render`` the functions once their submodules load.
-
-    Importing a submodule binds it as an attribute of the package; for the two
-    submodules named like the functions they define, that binding would make
-    ``from rmem_inspect import inspect`` return the module, depending on what was
-    imported before (drgn's REPL after the ``rmem`` command, for one).
-    """
-
-    def __setattr__(self, name: str, value: _Any) -> None:
-        if name in _LAZY and isinstance(value, _types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package

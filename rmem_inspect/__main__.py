@@ -3,6 +3,6 @@
 
 import sys
 
-from rmem_inspect.cli import main
+from rmem_inspect.commands import main
 
 sys.exit(main())

@@ -22,9 +22,14 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from tabulate import tabulate
+
+from rmem_inspect.inputs import is_dump
+
+if TYPE_CHECKING:
+    from drgn import Program
 
 __all__ = [
     "DumpResult",
@@ -34,10 +39,6 @@ __all__ = [
     "render_summary",
     "run_batch",
 ]
-
-_ELF_MAGIC = b"\x7fELF"
-_KDUMP_MAGICS = (b"KDUMP   ", b"makedumpfile")
-_ET_CORE = 4
 
 
 @dataclass
@@ -71,11 +72,7 @@ def _is_dump(path: str) -> bool:
             head = f.read(4096 + 32)
     except OSError:
         return False
-    if head.startswith(_ELF_MAGIC) and len(head) >= 18:
-        little = head[5] == 1
-        e_type = int.from_bytes(head[16:18], "little" if little else "big")
-        return e_type == _ET_CORE
-    return any(head.startswith(m) for m in _KDUMP_MAGICS)
+    return is_dump(head)
 
 
 def find_dumps(directory: str) -> list[str]:
@@ -120,9 +117,8 @@ def inspect_dump(path: str, index: dict[str, str], snapshot_dir: str | None = No
         from rmem_inspect.collect.elf import ElfError, read_elf
         from rmem_inspect.collect.kdump import KdumpError, read_kdump
         from rmem_inspect.collect.kernel_btf import CACHE_KEY
-        from rmem_inspect.collect.program import open_vmcore
         from rmem_inspect.errors import InputError
-        from rmem_inspect.inspect import inspect
+        from rmem_inspect.inputs import Source, open_input
 
         vmcoreinfo: dict[str, str] = {}
         try:
@@ -132,21 +128,21 @@ def inspect_dump(path: str, index: dict[str, str], snapshot_dir: str | None = No
             else:
                 vmcoreinfo = read_elf(path).vmcoreinfo or {}
         except (OSError, ElfError, KdumpError):
-            pass  # open_vmcore names the problem
+            pass  # open_input names the problem
         res.build_id = vmcoreinfo.get("BUILD-ID")
         res.release = vmcoreinfo.get("OSRELEASE")
         vmlinux = index.get(res.build_id or "")
-        try:
-            prog = open_vmcore(path, vmlinux)
+
+        def opened(prog: Program) -> None:
             if CACHE_KEY in prog.cache:  # no vmlinux found: the kernel's kallsyms and BTF
                 res.debug_info = "btf"
             else:
                 res.debug_info = "dwarf"
                 res.vmlinux = vmlinux or "(found by build-id in the default places)"
-            snap = inspect(
-                prog, source={"kind": "vmcore", "vmcore": os.path.abspath(path)}, linear_map=True
-            )
-            del prog
+
+        try:
+            snap = open_input(Source(vmcore=path, vmlinux=vmlinux), on_program=opened).snapshot
+            assert snap is not None
         except InputError as e:
             res.error = str(e)
             return res

@@ -6,7 +6,8 @@ diff
 Compare two reports (two snapshots, two dumps, a dump and a preflight, the same
 board on two kernels): which regions were added or removed, which moved or
 changed size, whose verdict changed, and which findings are new or resolved.
-A pure function of two :class:`~rmem_inspect.checks.Report`; no drgn.
+A pure function of two :class:`~rmem_inspect.checks.Report`; no drgn. Its
+output (table, Markdown, JSON) is :mod:`rmem_inspect.output.diff`.
 
 Regions are matched by name (the node name with unit address, as the kernel
 names them); findings by ``(code, region)``.
@@ -14,16 +15,12 @@ names them); findings by ``(code, region)``.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
-
-from tabulate import tabulate
+from dataclasses import dataclass, field
 
 from rmem_inspect.checks import Finding, RegionView, Report
 from rmem_inspect.ranges import fmt_range
 
-__all__ = ["RegionChange", "ReportDiff", "diff_reports", "render_diff"]
+__all__ = ["RegionChange", "ReportDiff", "diff_reports"]
 
 
 @dataclass
@@ -99,53 +96,3 @@ def diff_reports(a: Report, b: Report, *, label_a: str = "", label_b: str = "") 
     out.new_findings = [f for k, f in fb.items() if k not in fa]
     out.resolved_findings = [f for k, f in fa.items() if k not in fb]
     return out
-
-
-def render_diff(d: ReportDiff, fmt: str = "table") -> str:
-    """``table``, ``markdown`` or ``json``."""
-    if fmt == "json":
-        return (
-            json.dumps(
-                {
-                    "a": d.a,
-                    "b": d.b,
-                    "regions": [asdict(c) for c in d.regions],
-                    "new_findings": [asdict(f) for f in d.new_findings],
-                    "resolved_findings": [asdict(f) for f in d.resolved_findings],
-                    "counts": d.counts(),
-                },
-                indent=1,
-            )
-            + "\n"
-        )
-    tf = "github" if fmt == "markdown" else "simple"
-    h = "## " if fmt == "markdown" else ""
-    parts = [f"{h}A: {d.a}", f"{h}B: {d.b}", ""]
-    if d.empty:
-        parts.append("no differences in regions or findings")
-        return "\n".join(parts) + "\n"
-    counts = ", ".join(f"{n} {k}" for k, n in d.counts().items() if n)
-    parts += [counts, ""]
-    if d.regions:
-        parts.append(f"{h}regions")
-        rows = [[c.name, c.change, c.before, c.after] for c in d.regions]
-        parts += [tabulate(rows, ["region", "change", "A", "B"], tablefmt=tf), ""]
-    for title, items in (
-        ("new findings (in B only)", d.new_findings),
-        ("resolved findings (in A only)", d.resolved_findings),
-    ):
-        if items:
-            parts.append(f"{h}{title}")
-            rows2: list[list[Any]] = [
-                [f.severity, f.code, f.region or "-", f.message] for f in items
-            ]
-            parts += [
-                tabulate(
-                    rows2,
-                    ["severity", "code", "region", "message"],
-                    tablefmt=tf,
-                    maxcolwidths=[None, None, None, 70],
-                ),
-                "",
-            ]
-    return "\n".join(parts) + "\n"

@@ -49,36 +49,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rmem_inspect.trace_events import Correlator
 
-# rmem_inspect.trace_events (the decoder) is imported where it is used: every
-# rmem-inspect command imports this module for add_trace_parser(), and only trace
-# needs the rest.
+# rmem_inspect.trace_events (the decoder) is imported where it is used: this module's
+# BPF program and probing need none of it.
 
 __all__ = [
     "PROBES",
     "Probe",
-    "add_trace_parser",
     "bpf_text",
     "kernel_cflags",
-    "main",
     "run_trace",
 ]
 
 INSTALL_HINT = "bcc is not installed: apt install python3-bpfcc (Debian/Ubuntu; not PyPI's 'bcc')"
-
-EXAMPLES = """examples:
-  rmem-inspect trace                       # trace until Ctrl-C, then print the summary
-  rmem-inspect trace -d 10                 # trace for 10 seconds
-  rmem-inspect trace --device codec        # only devices (or DT nodes) matching 'codec'
-  rmem-inspect trace --region pool9        # only the region pool9
-  rmem-inspect trace --json                # one JSON object per event, then the summary
-  rmem-inspect trace --vmlinux vmlinux     # correlate failures with the boot verdicts
-  rmem-inspect trace --snapshot board.json # ... using a saved snapshot instead
-  rmem-inspect trace --no-correlate        # no debug info needed
-  rmem-inspect trace --ebpf                # print the BPF program and exit
-
-Needs root, bcc (apt install python3-bpfcc) and the running kernel's headers
-(apt install linux-headers-$(uname -r)). Exit status: 0 traced, 2 environment error.
-"""
 
 
 @dataclass(frozen=True)
@@ -544,37 +526,6 @@ def _probe(bpf_cls: Any) -> tuple[list[tuple[Probe, str]], list[str], list[str]]
     return present, skipped, defines
 
 
-def add_trace_parser(subparsers: Any) -> None:
-    """Add the ``trace`` command to the CLI's subparsers."""
-    p = subparsers.add_parser(
-        "trace",
-        help="live eBPF tracing (bcc) of carveout lookups, device init, CMA and coherent pools",
-        description="Trace, with bcc, the running kernel's reserved-memory consumers: "
-        "of_reserved_mem_device_init_by_idx, of_reserved_mem_lookup, the carveouts' "
-        "device_init ops, CMA allocations and coherent-pool allocations. One line per event, "
-        "a summary per device and per region at exit; failures are explained with the boot "
-        "verdicts when debug info is available.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=EXAMPLES,
-    )
-    p.add_argument("-d", "--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
-    p.add_argument("--device", metavar="TEXT", help="only devices or DT nodes containing TEXT")
-    p.add_argument("--region", metavar="NAME", help="only the region NAME (unit address optional)")
-    p.add_argument("-j", "--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--vmlinux", "-s", metavar="FILE", help="vmlinux for the boot verdicts")
-    p.add_argument("--snapshot", metavar="FILE", help="take the boot verdicts from a snapshot")
-    p.add_argument(
-        "--no-correlate", action="store_true", help="do not read the boot verdicts (no drgn)"
-    )
-    p.add_argument(
-        "--ebpf",
-        action="store_true",
-        help="print the BPF C program (as probed for this kernel when bcc and root allow) "
-        "and exit",
-    )
-    p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-
-
 def _print_program() -> int:
     """``--ebpf`` (bcc's convention): the program text, without loading it."""
     defines: list[str] | None = None
@@ -602,25 +553,19 @@ def _err(msg: str) -> int:
 
 def _correlator(args: argparse.Namespace) -> tuple[Correlator | None, str | None]:
     """Boot verdicts for the correlation; (None, why) when not available."""
-    from rmem_inspect import checks
     from rmem_inspect.errors import InputError
+    from rmem_inspect.inputs import Source, open_input
     from rmem_inspect.trace_events import Correlator
 
     if args.no_correlate:
         return None, None
     try:
         if args.snapshot:
-            from rmem_inspect.model import Snapshot
-
-            with open(args.snapshot) as f:
-                snap = Snapshot.loads(f.read())
-        else:
-            from rmem_inspect.collect.program import open_live
-            from rmem_inspect.inspect import inspect
-
-            prog = open_live(args.vmlinux)
-            snap = inspect(prog, source={"kind": "live"}, linear_map=False)
-        return Correlator(checks.run(snap)), None
+            source = Source(snapshot=args.snapshot)
+        else:  # the running kernel with drgn, never the sysfs fallback
+            source = Source(vmlinux=args.vmlinux, sysfs_fallback=False, linear_map=False)
+        report = open_input(source).report()
+        return Correlator(report), None
     except (InputError, OSError, ValueError, ImportError) as e:
         return None, str(e).splitlines()[0] if str(e) else type(e).__name__
 
@@ -778,17 +723,8 @@ def run_trace(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python3 -m rmem_inspect.trace ARGS``: the trace command on its own."""
-    parser = argparse.ArgumentParser(prog="rmem-inspect")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_trace_parser(sub)
-    args = parser.parse_args(["trace", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run_trace(args)
-    except KeyboardInterrupt:
-        return 130
-
-
 if __name__ == "__main__":
+    # python3 -m rmem_inspect.trace ARGS: the trace command on its own
+    from rmem_inspect.commands.trace import main
+
     sys.exit(main())

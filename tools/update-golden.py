@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rmem_inspect.collect.program import open_vmcore  # noqa: E402
-from rmem_inspect.inspect import inspect  # noqa: E402
+from rmem_inspect.collect.snapshot import inspect  # noqa: E402
 from vmcores.manifest import load_manifests  # noqa: E402
 from vmcores.scenarios import SCENARIOS  # noqa: E402
 

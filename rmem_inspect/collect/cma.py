@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from drgn import FaultError, Object, Program, cast, container_of
 
-from rmem_inspect.collect._util import has_member, read_cstr
+from rmem_inspect.collect.reading import has_member, read_cstr
 from rmem_inspect.model import AssignedDevice, CmaArea, DeviceMemory
 
 __all__ = [

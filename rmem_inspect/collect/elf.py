@@ -20,6 +20,7 @@ __all__ = [
     "EM_NAMES",
     "ElfError",
     "ElfInfo",
+    "parse_notes",
     "read_elf",
 ]
 
@@ -63,7 +64,10 @@ class ElfInfo:
         return ".debug_info" in self.section_names
 
 
-def _notes(data: bytes, little: bool) -> list[tuple[str, int, bytes]]:
+def parse_notes(data: bytes, little: bool) -> list[tuple[str, int, bytes]]:
+    """(name, type, descriptor) of each ELF note in ``data`` (a PT_NOTE segment, an
+    SHT_NOTE section or /sys/kernel/notes), each padded to 4 bytes; a truncated last
+    note ends the list."""
     e = "<" if little else ">"
     out = []
     off = 0
@@ -138,7 +142,7 @@ def read_elf(path: str, *, sections: bool = False) -> ElfInfo:
                         data = _read(f, poff, filesz)
                     except ElfError:
                         continue
-                    for name, _ntype, desc in _notes(data, little):
+                    for name, _ntype, desc in parse_notes(data, little):
                         if name == "VMCOREINFO":
                             text = desc.rstrip(b"\0").decode(errors="replace")
                             info.vmcoreinfo = dict(
@@ -154,7 +158,7 @@ def read_elf(path: str, *, sections: bool = False) -> ElfInfo:
                     end = strtab.find(b"\0", name_off)
                     info.section_names.add(strtab[name_off:end].decode(errors="replace"))
                     if stype == SHT_NOTE and 0 < sz <= MAX_NOTES_BYTES:
-                        for name, ntype, desc in _notes(_read(f, off, sz), little):
+                        for name, ntype, desc in parse_notes(_read(f, off, sz), little):
                             if name == "GNU" and ntype == NT_GNU_BUILD_ID:
                                 info.build_id = desc.hex()
         return info

@@ -14,7 +14,7 @@ import re
 
 from drgn import FaultError, Program, sizeof
 
-from rmem_inspect.collect._util import RawStruct
+from rmem_inspect.collect.reading import RawStruct
 from rmem_inspect.model import LogLine
 
 __all__ = ["RELEVANT", "is_relevant", "lockless_records", "read_kernel_log"]

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from drgn import FaultError, Program
 
-from rmem_inspect.collect._util import BlockCache, RawStruct, Reader, read_cstr
 from rmem_inspect.collect.devicetree import RawNode
+from rmem_inspect.collect.reading import BlockCache, RawStruct, Reader, read_cstr
 
 __all__ = ["MAX_NODES", "MAX_PROPS", "MAX_PROP_LEN", "OfTreeUnreadable", "read_of_tree"]
 

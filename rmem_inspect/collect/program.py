@@ -687,9 +687,9 @@ def _running_build_id() -> str | None:
         data = path.read_bytes()
     except OSError:
         return None
-    from rmem_inspect.collect.elf import NT_GNU_BUILD_ID, _notes
+    from rmem_inspect.collect.elf import NT_GNU_BUILD_ID, parse_notes
 
-    for name, ntype, desc in _notes(data, little=True):
+    for name, ntype, desc in parse_notes(data, little=True):
         if name == "GNU" and ntype == NT_GNU_BUILD_ID:
             return desc.hex()
     return None

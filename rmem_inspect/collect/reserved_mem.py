@@ -24,7 +24,7 @@ from __future__ import annotations
 from drgn import FaultError, Object, Program
 
 from rmem_inspect.arch import kimage_to_phys, linear_to_phys
-from rmem_inspect.collect._util import (
+from rmem_inspect.collect.reading import (
     BlockCache,
     RawStruct,
     has_member,

@@ -373,9 +373,9 @@ def _kernel_info() -> KernelInfo:
             "riscv64": "riscv64"}.get(u.machine, u.machine)  # fmt: skip
     build_id = None
     try:
-        from rmem_inspect.collect.elf import NT_GNU_BUILD_ID, _notes
+        from rmem_inspect.collect.elf import NT_GNU_BUILD_ID, parse_notes
 
-        for name, ntype, desc in _notes(Path("/sys/kernel/notes").read_bytes(), little=True):
+        for name, ntype, desc in parse_notes(Path("/sys/kernel/notes").read_bytes(), little=True):
             if name == "GNU" and ntype == NT_GNU_BUILD_ID:
                 build_id = desc.hex()
     except OSError:

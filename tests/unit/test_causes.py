@@ -17,9 +17,9 @@ import pytest
 
 from rmem_inspect import checks
 from rmem_inspect.causes import collapse_names, root_causes
-from rmem_inspect.cli import main
+from rmem_inspect.commands import main
 from rmem_inspect.model import Snapshot
-from rmem_inspect.render import render
+from rmem_inspect.output import render
 from tests.conftest import MATRIX, MATRIX_IDS
 from tests.expected import CLEAN
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from rmem_inspect import checks
-from rmem_inspect.diff import diff_reports, render_diff
+from rmem_inspect.diff import diff_reports
 from rmem_inspect.model import Snapshot
+from rmem_inspect.output.diff import render_diff
 from tests.expected import expected_findings
 
 pytestmark = pytest.mark.unit
@@ -57,7 +58,7 @@ def test_different_scenarios_add_and_remove() -> None:
 
 
 def test_cli_diff(capsys: pytest.CaptureFixture[str]) -> None:
-    from rmem_inspect.cli import main
+    from rmem_inspect.commands import main
 
     a, b = str(GOLDEN / "6.1-overflow.json"), str(GOLDEN / "6.12-overflow.json")
     assert main(["diff", a, b, "--format", "json"]) == 1

@@ -10,7 +10,8 @@ import pytest
 
 from rmem_inspect import checks
 from rmem_inspect.model import Snapshot
-from rmem_inspect.render import render, report_json
+from rmem_inspect.output import render
+from rmem_inspect.output.json_report import report_json
 from tests.conftest import MATRIX, MATRIX_IDS
 from tests.expected import CLEAN, expected_findings, expected_info, expected_triples
 

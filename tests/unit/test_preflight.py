@@ -190,7 +190,7 @@ def test_window_too_small_for_fixed_regions(tmp_path: Path) -> None:
 
 
 def test_cli_preflight(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from rmem_inspect.cli import main
+    from rmem_inspect.commands import main
 
     dtb = tmp_path / "overflow.dtb"
     dtb.write_bytes(dtc(tmp_path, BASE_DTS + overlay_dts(SCENARIOS["overflow"])))

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """
-RawStruct and BlockCache (rmem_inspect/collect/_util.py) on real drgn programs
+RawStruct and BlockCache (rmem_inspect/collect/reading.py) on real drgn programs
 built in memory: types from a type finder, memory from segments whose reads are
 counted. No dump needed; the collectors' use of both is covered by the vmcore
 tier (snapshots equal to the golden ones).
@@ -15,7 +15,7 @@ import drgn
 import pytest
 from drgn import Architecture, FaultError, Platform, PlatformFlags, Program, TypeMember
 
-from rmem_inspect.collect._util import BlockCache, RawStruct, read_cstr
+from rmem_inspect.collect.reading import BlockCache, RawStruct, read_cstr
 
 pytestmark = pytest.mark.unit
 

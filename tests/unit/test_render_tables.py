@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """
-render.tabulate() takes shortcuts (no wcwidth on ASCII, its own layout of
+output.text.tabulate() takes shortcuts (no wcwidth on ASCII, its own layout of
 "simple" text tables) that must never change a byte of what tabulate prints:
 checked on the region tables of every golden snapshot, on random tables, and on
 cells the shortcuts must leave to tabulate (wide, control and escape characters).
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from rmem_inspect import checks
 from rmem_inspect.model import Snapshot
 
-render = importlib.import_module("rmem_inspect.render")
+render = importlib.import_module("rmem_inspect.output.text")
 
 pytestmark = pytest.mark.unit
 

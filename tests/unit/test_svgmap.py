@@ -10,7 +10,7 @@ import pytest
 
 from rmem_inspect import checks
 from rmem_inspect.model import Snapshot
-from rmem_inspect.svgmap import VERDICT_COLOURS, render_svg, svg_to_png
+from rmem_inspect.output.svg import VERDICT_COLOURS, render_svg, svg_to_png
 from tests.expected import expected_findings
 
 pytestmark = pytest.mark.unit
@@ -71,7 +71,7 @@ def test_png() -> None:
 
 
 def test_cli_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from rmem_inspect.cli import main
+    from rmem_inspect.commands import main
 
     out = tmp_path / "map.svg"
     assert main(["map", "--snapshot", str(GOLDEN / "6.12-overlap.json"), "-o", str(out)]) == 0

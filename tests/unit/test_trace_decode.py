@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from rmem_inspect import checks
+from rmem_inspect.commands.trace import add_parser as add_trace_parser
 from rmem_inspect.model import DeviceMemory, Snapshot
-from rmem_inspect.trace import PROBES, add_trace_parser, bpf_text, run_trace
+from rmem_inspect.trace import PROBES, bpf_text, run_trace
 from rmem_inspect.trace_events import (
     EVENT_C,
     EVENT_SIZE,
@@ -404,7 +405,7 @@ def test_attribution_from_the_trace() -> None:
 
 def test_trace_ebpf_prints_the_program(capsys: pytest.CaptureFixture[str]) -> None:
     # bcc's --ebpf convention: the BPF C program on stdout, nothing loaded, exit 0.
-    from rmem_inspect.cli import main
+    from rmem_inspect.commands import main
     from rmem_inspect.trace import PROBES
 
     assert main(["trace", "--ebpf"]) == 0

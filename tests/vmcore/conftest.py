@@ -47,7 +47,7 @@ def dump_data(series: str, scenario: str) -> DumpData:
 
         from rmem_inspect.collect.kmsg import lockless_records
         from rmem_inspect.collect.program import open_vmcore
-        from rmem_inspect.inspect import inspect
+        from rmem_inspect.collect.snapshot import inspect
 
         m = manifest_for(series, scenario)
         prog = open_vmcore(str(m.path("vmcore")), str(m.path("vmlinux")))

@@ -20,8 +20,8 @@ import pytest
 from rmem_inspect import checks
 from rmem_inspect.collect.kernel_btf import CACHE_KEY, DECLARATIONS, KernelSymbols
 from rmem_inspect.collect.program import open_vmcore
+from rmem_inspect.collect.snapshot import inspect
 from rmem_inspect.errors import InputError
-from rmem_inspect.inspect import inspect
 from tests.conftest import MATRIX
 from tests.vmcore.conftest import DumpData, manifest_for
 

@@ -27,7 +27,7 @@ from typing import Any
 import drgn
 import pytest
 
-import rmem_inspect.drgn_script
+import rmem_inspect.drgn.script
 from vmcores.manifest import default_cache, load_manifests
 
 pytestmark = pytest.mark.vmcore
@@ -35,10 +35,10 @@ pytestmark = pytest.mark.vmcore
 PAIRS = [("6.12", "overflow"), ("6.1", "overflow")]
 PAIR_IDS = [f"{series}-{scenario}" for series, scenario in PAIRS]
 
-SCRIPT = os.path.abspath(rmem_inspect.drgn_script.__file__)
+SCRIPT = os.path.abspath(rmem_inspect.drgn.script.__file__)
 DRGN = [sys.executable, "-m", "drgn"]
 CLI = [sys.executable, "-m", "rmem_inspect"]
-ENTRY_POINT = "rmem_inspect.drgn_plugin"
+ENTRY_POINT = "rmem_inspect.drgn.plugin"
 TIMEOUT = 300
 
 #: drgn >= 0.0.33 says which dump it opened, so the report's source matches the CLI's.
@@ -159,7 +159,7 @@ def test_drgn_script_check_table_matches_cli(dump: tuple[str, str], tmp_path: Pa
 
 
 def test_drgn_script_without_drgn_prints_usage(tmp_path: Path) -> None:
-    proc = _run([sys.executable, "-m", "rmem_inspect.drgn_script"], tmp_path)
+    proc = _run([sys.executable, "-m", "rmem_inspect.drgn.script"], tmp_path)
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.splitlines()
@@ -182,9 +182,9 @@ def test_import_is_cheap(tmp_path: Path) -> None:
 
 def test_library_matches_cli(dump: tuple[str, str]) -> None:
     vmcore, vmlinux = dump
-    # The submodules named like the functions load first (as after the rmem command in
-    # the REPL): the package's names must still be the functions.
-    for name in ("rmem_inspect.inspect", "rmem_inspect.render", "rmem_inspect.checks"):
+    # The modules defining the functions load first (as after the rmem command in the
+    # REPL): the package's names must still be the functions.
+    for name in ("rmem_inspect.collect.snapshot", "rmem_inspect.output", "rmem_inspect.checks"):
         importlib.import_module(name)
     from rmem_inspect import inspect, render, run_checks
 

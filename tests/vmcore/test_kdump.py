@@ -19,8 +19,8 @@ import pytest
 
 from rmem_inspect import checks
 from rmem_inspect.collect.program import open_vmcore
-from rmem_inspect.inspect import inspect
-from rmem_inspect.render import report_json
+from rmem_inspect.collect.snapshot import inspect
+from rmem_inspect.output.json_report import report_json
 from tests.dumps import manifest_for, reencode_snappy
 from vmcores.kdump import JOBS, KDUMP_SCENARIOS
 from vmcores.manifest import DumpManifest, default_cache

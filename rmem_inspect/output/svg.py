@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """
-svgmap
-------
+output.svg
+----------
 
 A picture of the physical address space for a :class:`~rmem_inspect.checks.Report`
 (from a dump, a live kernel, a snapshot or a preflight): RAM banks with their

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """
-inspect
--------
+collect.snapshot
+----------------
 
 ``inspect(prog) -> Snapshot``: run every drgn collector on a program (a crash
 dump, the running kernel or a QEMU guest) and gather the results in one

@@ -1,33 +1,25 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """
-render
-------
+output.text
+-----------
 
-Turn a :class:`~rmem_inspect.checks.Report` into what users read or script
-against: a text report (tables via tabulate), Markdown, and the JSON of SPEC §3
-(``kernel``, ``regions``, ``findings``; stable keys, extended freely). Every
-format leads with the root causes (:mod:`rmem_inspect.causes`): one headline per
-cause, the regions it hit, its evidence and the fix; JSON has them as ``causes``
-beside the unchanged ``findings`` (schema 2; schema 1 had no ``causes``).
+A :class:`~rmem_inspect.checks.Report` as people read it: a text report (tables
+via tabulate) or Markdown. Both lead with the root causes
+(:mod:`rmem_inspect.causes`): one headline per cause, the regions it hit, its
+evidence and the fix; then the kernel summary, the regions and the findings.
 """
 
 from __future__ import annotations
 
 import json
 import textwrap
-from dataclasses import asdict
 from typing import Any
 
-from rmem_inspect import __version__
 from rmem_inspect.causes import Cause, root_causes
 from rmem_inspect.checks import Finding, Report
 from rmem_inspect.ranges import RangeSet, fmt_range, human_size
 
-__all__ = ["FORMATS", "render", "report_json"]
-
-FORMATS = ("table", "json", "markdown")
-#: 2: ``causes`` added (every schema-1 key kept).
-JSON_SCHEMA = 2
+__all__ = ["render_text", "tabulate"]
 
 
 #: tabulate.MIN_PADDING: what tabulate adds to a header's width (the table test pins it).
@@ -96,77 +88,6 @@ def _text_table(rows: list[list[str]], headers: list[str], rule: bool) -> str:
 
 def _hex(v: int | None) -> str:
     return "-" if v is None else f"{v:#x}"
-
-
-def report_json(
-    report: Report, findings_only: bool = False, causes_only: bool = False
-) -> dict[str, Any]:
-    snap = report.snapshot
-    rm = snap.reserved_mem
-    kernel: dict[str, Any] = {
-        "release": snap.kernel.release,
-        "arch": snap.kernel.arch,
-        "build_id": snap.kernel.build_id,
-        "layout": rm.layout if rm else None,
-        "ops_layout": rm.ops_layout if rm else None,
-        "capacity": rm.capacity if rm else None,
-        "count": rm.count if rm else None,
-        "max_regions": rm.max_regions if rm else None,
-    }
-    if rm is not None and rm.layout == "dynamic-array":
-        kernel["dynamic_array"] = {
-            "address": rm.array_address,
-            "phys": rm.array_phys,
-            "bytes": (rm.capacity or 0) * rm.entry_size,
-            "points_to_init_array": rm.points_to_init_array,
-        }
-        kernel["init_array"] = {
-            "address": rm.init_array_address,
-            "bytes": rm.init_array_bytes,
-            "in_init_section": rm.init_array_in_init_section,
-            "readable": rm.init_array_readable,
-            "pages": rm.init_array_pages,
-            "pages_freed": rm.init_array_pages_freed,
-        }
-    out: dict[str, Any] = {
-        "schema": JSON_SCHEMA,
-        "tool": {"name": "rmem_inspect", "version": __version__},
-        "source": snap.source,
-        "kernel": kernel,
-        "causes": [c.to_json() for c in root_causes(report)],
-    }
-    summary = {
-        s: sum(1 for f in report.findings if f.severity == s) for s in ("error", "warning", "info")
-    }
-    if causes_only:
-        out["summary"] = summary
-        return out
-    if not findings_only:
-        out["regions"] = [
-            {
-                "name": v.name,
-                "base": v.base,
-                "size": v.size,
-                "kind": v.kind,
-                "status": v.status,
-                "nomap": v.nomap,
-                "reusable": v.reusable,
-                "compatible": v.compatible,
-                "tracked": v.tracked,
-                "reserved": v.reserved,
-                "sources": v.sources,
-                "verdict": v.verdict,
-                "log": v.log,
-            }
-            for v in report.regions
-        ]
-        out["cma"] = [asdict(a) for a in snap.cma or []]
-        out["assigned_devices"] = [asdict(a) for a in snap.assigned or []]
-        out["devices"] = [asdict(d) for d in snap.devices or []]
-    out["findings"] = [asdict(f) for f in report.findings]
-    out["skipped"] = report.skipped
-    out["summary"] = summary
-    return out
 
 
 def _header(report: Report) -> list[tuple[str, str]]:
@@ -342,7 +263,7 @@ def _causes_text(causes: list[Cause], fmt: str) -> str:
     return "\n\n".join(blocks)
 
 
-def render(
+def render_text(
     report: Report,
     fmt: str,
     *,
@@ -350,12 +271,8 @@ def render(
     evidence: bool = False,
     causes_only: bool = False,
 ) -> str:
-    """The report in ``fmt`` (table, json or markdown), root causes first.
-
-    ``causes_only`` prints the causes alone (``check -q``).
-    """
-    if fmt == "json":
-        return json.dumps(report_json(report, findings_only, causes_only), indent=2) + "\n"
+    """The report as a text table (``table``) or Markdown (``markdown``), root causes
+    first; ``causes_only`` prints the causes alone (``check -q``)."""
     table_fmt = "github" if fmt == "markdown" else "simple"
     out: list[str] = []
 

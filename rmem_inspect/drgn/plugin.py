@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """
-drgn_plugin
+drgn.plugin
 -----------
 
 A drgn plugin that adds the ``rmem`` command to drgn sessions on a Linux
@@ -12,8 +12,8 @@ kernel::
     >>> _.findings                # the command returns the checks.Report
 
 drgn loads it through the ``drgn.plugins`` entry point group
-(``rmem_inspect = rmem_inspect.drgn_plugin``), or without installing the entry
-point with ``DRGN_PLUGINS=rmem_inspect=rmem_inspect.drgn_plugin``. On its
+(``rmem_inspect = rmem_inspect.drgn.plugin``), or without installing the entry
+point with ``DRGN_PLUGINS=rmem_inspect=rmem_inspect.drgn.plugin``. On its
 ``drgn_prog_set`` hook, for a Linux kernel program, the plugin registers the
 command in drgn's command framework (``drgn.commands``, drgn 0.0.33 and later;
 the REPL runs commands prefixed with ``%``, scripts and ``drgn -e`` with
@@ -67,9 +67,9 @@ def _cmd_rmem(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any)
         return None
     from drgn.commands import CommandError
 
-    from rmem_inspect.drgn_script import report
+    from rmem_inspect.drgn.script import report
     from rmem_inspect.errors import InputError
-    from rmem_inspect.render import render
+    from rmem_inspect.output import render
 
     try:
         rep = report(prog, linear_map=not args.no_linear_map)
@@ -93,6 +93,9 @@ def register() -> bool:
     except ImportError:
         logger.debug("drgn %s has no command framework; not adding %r", _drgn_version(), COMMAND)
         return False
+    # here: drgn imports this plugin in every session, kernel or not
+    from rmem_inspect.commands.common import FORMATS
+
     arguments = (
         argument(
             "mode",
@@ -104,7 +107,7 @@ def register() -> bool:
         argument(
             "-f",
             "--format",
-            choices=("table", "json", "markdown"),
+            choices=FORMATS,
             default="table",
             help="output format (default: table)",
         ),
