@@ -54,6 +54,8 @@ from rmem_inspect import __version__, checks
 from rmem_inspect.collect.devicetree import RawNode, decode_tree
 from rmem_inspect.collect.fdt import FdtError, parse_fdt
 from rmem_inspect.errors import InputError
+from rmem_inspect.kernel.arch import ARCHES
+from rmem_inspect.kernel.constants import MAX_RESERVED_REGIONS, MemblockFlags
 from rmem_inspect.kernel.layouts import (  # LAYOUTS: the layouts preflight replays
     KERNEL_LAYOUT_HELP,
     LAYOUT_ALIASES,
@@ -87,17 +89,17 @@ __all__ = [
 T = TypeVar("T")
 
 
-#: MAX_RESERVED_REGIONS in drivers/of/of_reserved_mem.c (every version).
-MAX_RESERVED_REGIONS = 64
+#: The architecture preflight replays (kernel/arch.py holds its alignments).
+_ARCH = ARCHES["arm64"]
+assert _ARCH.smp_cache_bytes and _ARCH.page_size and _ARCH.cma_min_alignment_bytes
 #: SMP_CACHE_BYTES on arm64 (L1_CACHE_BYTES): the default alignment.
-SMP_CACHE_BYTES = 64
+SMP_CACHE_BYTES: int = _ARCH.smp_cache_bytes
 #: memblock_find_in_range_node() never returns the first page.
-PAGE_SIZE = 4096
-#: CMA_MIN_ALIGNMENT_BYTES on arm64 with 4 KiB pages: pageblock_nr_pages
-#: (HUGETLB_PAGE_ORDER 9) pages.
-CMA_MIN_ALIGNMENT_BYTES = 2 << 20
+PAGE_SIZE: int = _ARCH.page_size
+#: CMA_MIN_ALIGNMENT_BYTES on arm64 with 4 KiB pages.
+CMA_MIN_ALIGNMENT_BYTES: int = _ARCH.cma_min_alignment_bytes
 #: enum memblock_flags.
-MEMBLOCK_NOMAP = 4
+MEMBLOCK_NOMAP = int(MemblockFlags.MEMBLOCK_NOMAP)
 #: ``pr_fmt`` of drivers/of/of_reserved_mem.c and drivers/of/fdt.c.
 RMEM_PREFIX = "OF: reserved mem: "
 FDT_PREFIX = "OF: fdt: "
@@ -961,7 +963,7 @@ def preflight(
     )
     snap = Snapshot(
         kernel=KernelInfo(
-            release=f"preflight ({layout})", arch="arm64", page_size=PAGE_SIZE, cmdline=cmdline
+            release=f"preflight ({layout})", arch=_ARCH.name, page_size=PAGE_SIZE, cmdline=cmdline
         ),
         source={"kind": "preflight", "dtb": source, "layout": layout},
         reserved_mem=rm,
