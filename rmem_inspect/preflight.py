@@ -54,6 +54,7 @@ from rmem_inspect import __version__, checks
 from rmem_inspect.collect.devicetree import RawNode, decode_tree
 from rmem_inspect.collect.fdt import FdtError, parse_fdt
 from rmem_inspect.errors import InputError
+from rmem_inspect.kernel import messages
 from rmem_inspect.kernel.arch import ARCHES
 from rmem_inspect.kernel.constants import MAX_RESERVED_REGIONS, MemblockFlags
 from rmem_inspect.kernel.layouts import (  # LAYOUTS: the layouts preflight replays
@@ -62,6 +63,7 @@ from rmem_inspect.kernel.layouts import (  # LAYOUTS: the layouts preflight repl
     LAYOUTS,
     kernel_layout,
 )
+from rmem_inspect.kernel.messages import FDT_PREFIX, RMEM_PREFIX
 from rmem_inspect.model import (
     CmaArea,
     DtInfo,
@@ -100,9 +102,6 @@ PAGE_SIZE: int = _ARCH.page_size
 CMA_MIN_ALIGNMENT_BYTES: int = _ARCH.cma_min_alignment_bytes
 #: enum memblock_flags.
 MEMBLOCK_NOMAP = int(MemblockFlags.MEMBLOCK_NOMAP)
-#: ``pr_fmt`` of drivers/of/of_reserved_mem.c and drivers/of/fdt.c.
-RMEM_PREFIX = "OF: reserved mem: "
-FDT_PREFIX = "OF: fdt: "
 #: phys_addr_t "too large" sentinel (MEMBLOCK_ALLOC_ANYWHERE).
 _ANYWHERE = (1 << 64) - 1
 
@@ -517,7 +516,7 @@ class _Kernel:
         else:
             base = self.alloc_arch(size, align, 0, 0, nomap)
         if base == 0:
-            self.pr(f"failed to allocate memory for node '{name}': size {size >> 20} MiB")
+            self.pr(messages.alloc_failed(name, size))
             return (
                 0,
                 0,
@@ -569,7 +568,7 @@ class _Kernel:
             else:
                 ops = "rmem_swiotlb_ops"
         if failed:
-            self.pr(f"node {e.name} compatible matching fail")
+            self.pr(messages.match_fail(e.name))
             if node.nomap:
                 self.memblock.clear_nomap(e.base, e.size)
             else:
@@ -589,13 +588,7 @@ class _Kernel:
             compat = "restricted-dma-pool" if ops == "rmem_swiotlb_ops" else "shared-dma-pool"
             self.pr(f"initialized node {e.name}, compatible id {compat}")
         if self.layout != "static-array":
-            kind = ("nomap" if node.nomap else "map") + (
-                " reusable" if node.reusable else " non-reusable"
-            )
-            self.pr(
-                f"{e.base:#018x}..{e.base + e.size - 1:#018x} ({e.size >> 10} KiB) {kind} "
-                f"{e.name}"
-            )
+            self.pr(messages.region_line(e.base, e.size, node.nomap, node.reusable, e.name))
 
     def save(self, node: _Node, base: int, size: int) -> _Entry | None:
         if len(self.entries) == self.capacity:
@@ -928,7 +921,7 @@ def preflight(
     k.cma_cmdline = re.search(r"(?:^|\s)cma=", cmdline) is not None
     limit = mem_limit(cmdline)
     if limit is not None:
-        k.log.append(LogLine(text=f"Memory limited to {limit >> 20}MB"))
+        k.log.append(LogLine(text=messages.mem_limit(limit)))
         k.memblock.limit(limit)
     if layout == "static-array":
         k.run_static()

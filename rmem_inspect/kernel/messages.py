@@ -29,6 +29,7 @@ __all__ = [
     "LOG_LITERALS",
     "LOG_PATTERNS",
     "MATCH_FAIL",
+    "MATCH_FAIL_LINE",
     "MEM_LIMIT",
     "NOT_ENOUGH",
     "ONLY_FIRST",
@@ -64,6 +65,8 @@ ALLOC_FAILED = re.compile(r"failed to allocate memory for node '([^']+)'")
 RESERVE_FAILED = re.compile(r"failed to reserve memory for node '([^']+)'")
 #: __reserved_mem_init_node(): "node %s compatible matching fail".
 MATCH_FAIL = re.compile(r"node (\S+) compatible matching fail")
+#: The same, anchored on :data:`RMEM_PREFIX` (what collect/sysfs.py reads).
+MATCH_FAIL_LINE = re.compile(r"OF: reserved mem: node (\S+) compatible matching fail")
 #: alloc_reserved_mem_array() (6.12+): "Failed to allocate memory for reserved_mem array
 #: with err: %d".
 ARRAY_ALLOC_FAILED = re.compile(r"Failed to allocate memory for reserved_mem array")
