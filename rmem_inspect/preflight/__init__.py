@@ -41,6 +41,9 @@ the DTB itself (all memblock-reserved before the scan), the ``cma=`` command
 line, and which reserved-memory drivers the kernel was built with. Pass the
 first as ``extra_reserved``; the generic ``shared-dma-pool`` and
 ``restricted-dma-pool`` drivers are assumed built in.
+
+The package: :mod:`~rmem_inspect.preflight.memblock` (the memblock model),
+:mod:`~rmem_inspect.preflight.sort` (lib/sort.c) and the replay here.
 """
 
 from __future__ import annotations
@@ -48,7 +51,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from rmem_inspect import __version__, checks
 from rmem_inspect.collect.devicetree import RawNode, decode_tree
@@ -56,7 +58,7 @@ from rmem_inspect.collect.fdt import FdtError, parse_fdt
 from rmem_inspect.errors import InputError
 from rmem_inspect.kernel import messages
 from rmem_inspect.kernel.arch import ARCHES
-from rmem_inspect.kernel.constants import MAX_RESERVED_REGIONS, MemblockFlags
+from rmem_inspect.kernel.constants import MAX_RESERVED_REGIONS
 from rmem_inspect.kernel.layouts import (  # LAYOUTS: the layouts preflight replays
     KERNEL_LAYOUT_HELP,
     LAYOUT_ALIASES,
@@ -69,12 +71,12 @@ from rmem_inspect.model import (
     DtInfo,
     KernelInfo,
     LogLine,
-    MemblockRegion,
-    MemblockState,
     ReservedMemState,
     RmemEntry,
     Snapshot,
 )
+from rmem_inspect.preflight.memblock import ANYWHERE, Memblock, memblock_state
+from rmem_inspect.preflight.sort import kernel_sort
 
 __all__ = [
     "LAYOUTS",
@@ -88,9 +90,6 @@ __all__ = [
     "resolve_layout",
 ]
 
-T = TypeVar("T")
-
-
 #: The architecture preflight replays (kernel/arch.py holds its alignments).
 _ARCH = ARCHES["arm64"]
 assert _ARCH.smp_cache_bytes and _ARCH.page_size and _ARCH.cma_min_alignment_bytes
@@ -100,10 +99,6 @@ SMP_CACHE_BYTES: int = _ARCH.smp_cache_bytes
 PAGE_SIZE: int = _ARCH.page_size
 #: CMA_MIN_ALIGNMENT_BYTES on arm64 with 4 KiB pages.
 CMA_MIN_ALIGNMENT_BYTES: int = _ARCH.cma_min_alignment_bytes
-#: enum memblock_flags.
-MEMBLOCK_NOMAP = int(MemblockFlags.MEMBLOCK_NOMAP)
-#: phys_addr_t "too large" sentinel (MEMBLOCK_ALLOC_ANYWHERE).
-_ANYWHERE = (1 << 64) - 1
 
 
 def resolve_layout(name: str) -> str:
@@ -137,165 +132,6 @@ class PreflightResult:
     @property
     def log(self) -> list[str]:
         return [line.text for line in self.snapshot.log or []]
-
-
-# --------------------------------------------------------------------------
-# lib/sort.c
-
-
-def kernel_sort(items: list[T], cmp: Callable[[T, T], int]) -> None:
-    """
-    Sort ``items`` in place exactly like lib/sort.c's sort() of 6.1: a bottom-up
-    heapsort, not stable. The order of entries that compare equal (6.1's dynamic
-    entries, all base 0 and size 0) decides which one memblock serves first.
-    """
-    n = len(items)
-    a = n // 2
-    if not a:
-        return
-    while True:
-        if a:
-            a -= 1
-        else:
-            n -= 1
-            if n == 0:
-                break
-            items[0], items[n] = items[n], items[0]
-        b = a
-        while True:
-            c = 2 * b + 1
-            d = c + 1
-            if d >= n:
-                break
-            b = c if cmp(items[c], items[d]) >= 0 else d
-        if d == n:
-            b = c
-        while b != a and cmp(items[a], items[b]) >= 0:
-            b = (b - 1) // 2
-        c = b
-        while b != a:
-            b = (b - 1) // 2
-            items[b], items[c] = items[c], items[b]
-
-
-# --------------------------------------------------------------------------
-# memblock
-
-
-class _Memblock:
-    """The parts of mm/memblock.c the reserved-memory scan exercises."""
-
-    def __init__(self, memory: Iterable[tuple[int, int]]) -> None:
-        self.memory = _merge(memory)
-        self.reserved: list[tuple[int, int]] = []
-        self.nomap: list[tuple[int, int]] = []
-        self.bottom_up = False
-
-    def reserve(self, base: int, size: int) -> None:
-        self.reserved = _merge(self.reserved + [(base, size)])
-
-    def free(self, base: int, size: int) -> None:
-        self.reserved = _subtract(self.reserved, [(base, size)])
-
-    def cap(self, base: int, size: int) -> None:
-        """memblock_cap_memory_range(): keep memory and reservations in [base, base + size)."""
-        self.memory = _intersect(self.memory, [(base, size)])
-        self.reserved = _intersect(self.reserved, [(base, size)])
-
-    def add(self, base: int, size: int) -> None:
-        self.memory = _merge(self.memory + [(base, size)])
-
-    def limit(self, limit: int) -> int | None:
-        """memblock_mem_limit_remove_map(): cap memory where ``limit`` bytes are reached
-        (__find_max_addr()); the address it cut at, None when it cut nothing (a limit of
-        0, "if (!limit) return;", or one beyond RAM)."""
-        if not limit:
-            return None
-        for b, s in self.memory:
-            if limit <= s:
-                self.cap(0, b + limit)
-                return b + limit
-            limit -= s
-        return None
-
-    def mark_nomap(self, base: int, size: int) -> None:
-        # memblock_mark_nomap() only flags memory that exists.
-        self.nomap = _merge(self.nomap + _intersect(self.memory, [(base, size)]))
-
-    def clear_nomap(self, base: int, size: int) -> None:
-        self.nomap = _subtract(self.nomap, [(base, size)])
-
-    def overlaps_memory(self, base: int, size: int) -> bool:
-        return _overlaps(self.memory, base, size)
-
-    def is_region_reserved(self, base: int, size: int) -> bool:
-        return _overlaps(self.reserved, base, size)
-
-    def phys_alloc_range(self, size: int, align: int, start: int, end: int) -> int:
-        """memblock_phys_alloc_range(): 0 on failure, the base otherwise (and reserve it)."""
-        start = max(start, PAGE_SIZE)
-        if end == _ANYWHERE:
-            end = max((b + s for b, s in self.memory), default=0)
-        free = _subtract(_subtract(self.memory, self.nomap), self.reserved)
-        window = _intersect(free, [(start, end - start)]) if end > start else []
-        found = 0
-        if self.bottom_up:
-            for b, s in window:
-                cand = -(-b // align) * align
-                if cand + size <= b + s:
-                    found = cand
-                    break
-        else:
-            for b, s in reversed(window):
-                if s < size:
-                    continue
-                cand = (b + s - size) // align * align
-                if cand >= b:
-                    found = cand
-                    break
-        if found:
-            self.reserve(found, size)
-        return found
-
-
-def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[list[int]] = []
-    for b, s in sorted(r for r in ranges if r[1] > 0):
-        if out and b <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b + s)
-        else:
-            out.append([b, b + s])
-    return [(b, e - b) for b, e in out]
-
-
-def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out = []
-    for ab, asz in _merge(a):
-        for bb, bsz in _merge(b):
-            lo, hi = max(ab, bb), min(ab + asz, bb + bsz)
-            if lo < hi:
-                out.append((lo, hi - lo))
-    return _merge(out)
-
-
-def _subtract(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out = _merge(a)
-    for bb, bsz in _merge(b):
-        nxt = []
-        for ab, asz in out:
-            if bb + bsz <= ab or ab + asz <= bb:
-                nxt.append((ab, asz))
-                continue
-            if ab < bb:
-                nxt.append((ab, bb - ab))
-            if bb + bsz < ab + asz:
-                nxt.append((bb + bsz, ab + asz - bb - bsz))
-        out = nxt
-    return out
-
-
-def _overlaps(ranges: list[tuple[int, int]], base: int, size: int) -> bool:
-    return any(b < base + size and base < b + s for b, s in ranges)
 
 
 # --------------------------------------------------------------------------
@@ -335,7 +171,7 @@ class _Node:
 def _cells(data: bytes, n: int, offset: int) -> int:
     """dt_mem_next_cell(): ``n`` cells at ``offset`` bytes, truncated to 64 bits."""
     v = int.from_bytes(data[offset : offset + 4 * n], "big") if n else 0
-    return v & _ANYWHERE
+    return v & ANYWHERE
 
 
 def _pairs(data: bytes, ac: int, sc: int) -> list[tuple[int, int]]:
@@ -371,7 +207,7 @@ class _Kernel:
         self.sc = _root_cells(root, "#size-cells", 1)
         self.t_len = (self.ac + self.sc) * 4
         self.cma_alignment = cma_alignment
-        self.memblock = _Memblock(memory)
+        self.memblock = Memblock(memory)
         for b, s in extra_reserved:
             self.memblock.reserve(b, s)
         self.mem_reserve = mem_reserve
@@ -448,7 +284,7 @@ class _Kernel:
 
     def alloc_arch(self, size: int, align: int, start: int, end: int, nomap: bool) -> int:
         """early_init_dt_alloc_reserved_memory_arch(): the base, or 0."""
-        end = _ANYWHERE if not end else end
+        end = ANYWHERE if not end else end
         align = align or SMP_CACHE_BYTES
         base = self.memblock.phys_alloc_range(size, align, start, end)
         if base and nomap:
@@ -506,7 +342,7 @@ class _Kernel:
             pairs = _pairs(ranges, self.ac, self.sc)
             window = ", ".join(f"{b:#x}..{b + s - 1:#x}" for b, s in pairs) or "no range"
             for start, length in pairs:
-                end = (start + length) & _ANYWHERE
+                end = (start + length) & ANYWHERE
                 if self.layout == "static-array":
                     base = self.alloc_arch(size, align, start, end, nomap)
                 else:
@@ -853,23 +689,6 @@ def _find_rmem(root: RawNode) -> RawNode | None:
     return None
 
 
-def _memblock_state(mb: _Memblock) -> MemblockState:
-    memory = []
-    for b, s in _subtract(mb.memory, mb.nomap):
-        memory.append(MemblockRegion(b, s, 0, ["MEMBLOCK_NONE"]))
-    for b, s in mb.nomap:
-        memory.append(MemblockRegion(b, s, MEMBLOCK_NOMAP, ["MEMBLOCK_NOMAP"]))
-    memory.sort(key=lambda r: r.base)
-    reserved = [MemblockRegion(b, s, 0, ["MEMBLOCK_NONE"]) for b, s in mb.reserved]
-    return MemblockState(
-        available=True,
-        memory=memory,
-        reserved=reserved,
-        flag_values={"MEMBLOCK_NONE": 0, "MEMBLOCK_NOMAP": MEMBLOCK_NOMAP},
-        note="simulated by preflight from the DT memory nodes",
-    )
-
-
 def preflight(
     dtb: bytes,
     layout: str,
@@ -960,7 +779,7 @@ def preflight(
         ),
         source={"kind": "preflight", "dtb": source, "layout": layout},
         reserved_mem=rm,
-        memblock=_memblock_state(k.memblock),
+        memblock=memblock_state(k.memblock),
         dt=None,
         fdt=dt,
         cma=k.cma,
