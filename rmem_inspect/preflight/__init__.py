@@ -63,6 +63,7 @@ from rmem_inspect.kernel.layouts import (  # LAYOUTS: the layouts preflight repl
     KERNEL_LAYOUT_HELP,
     LAYOUT_ALIASES,
     LAYOUTS,
+    Layout,
     kernel_layout,
 )
 from rmem_inspect.kernel.messages import FDT_PREFIX, RMEM_PREFIX
@@ -101,7 +102,7 @@ PAGE_SIZE: int = _ARCH.page_size
 CMA_MIN_ALIGNMENT_BYTES: int = _ARCH.cma_min_alignment_bytes
 
 
-def resolve_layout(name: str) -> str:
+def resolve_layout(name: str) -> Layout:
     """A layout name, series alias or X.Y[.Z] -> one of :data:`LAYOUTS`; InputError otherwise."""
     layout = kernel_layout(name)
     if layout is None:
@@ -195,7 +196,7 @@ class _Entry:
 class _Kernel:
     def __init__(
         self,
-        layout: str,
+        layout: Layout,
         root: RawNode,
         mem_reserve: list[tuple[int, int]],
         extra_reserved: list[tuple[int, int]],
@@ -275,7 +276,7 @@ class _Kernel:
     def reserve_one(self, node: _Node, base: int, size: int) -> None:
         if size and self.reserve_memory(base, size, node.nomap):
             return
-        prefix = RMEM_PREFIX if self.layout != "static-array" else FDT_PREFIX
+        prefix = RMEM_PREFIX if self.layout is not Layout.STATIC_ARRAY else FDT_PREFIX
         self.pr(
             f"Reserved memory: failed to reserve memory for node '{node.name}': base "
             f"{base:#018x}, size {size >> 20} MiB",
@@ -326,7 +327,7 @@ class _Kernel:
                 return 0, 0, f"invalid alignment property (length {len(prop)})"
             align = _cells(prop, self.ac, 0)
         nomap = node.nomap
-        if self.layout == "node-ops" and self.cma_gives_way(node):
+        if self.layout is Layout.NODE_OPS and self.cma_gives_way(node):
             return 0, 0, "skipped in favour of cma= on the command line"
         if node.compatible("shared-dma-pool") and node.reusable and not nomap:
             align = max(align, self.cma_alignment)
@@ -334,7 +335,7 @@ class _Kernel:
         base = 0
         window = "all memory"
         if ranges is not None and len(ranges) % self.t_len:
-            if self.layout != "node-ops":
+            if self.layout is not Layout.NODE_OPS:
                 self.pr(f"invalid alloc-ranges property in '{name}', skipping node.")
                 return 0, 0, f"invalid alloc-ranges property (length {len(ranges)})"
             ranges = None  # of_flat_dt_get_addr_size_prop() returns NULL
@@ -343,7 +344,7 @@ class _Kernel:
             window = ", ".join(f"{b:#x}..{b + s - 1:#x}" for b, s in pairs) or "no range"
             for start, length in pairs:
                 end = (start + length) & ANYWHERE
-                if self.layout == "static-array":
+                if self.layout is Layout.STATIC_ARRAY:
                     base = self.alloc_arch(size, align, start, end, nomap)
                 else:
                     base = self.alloc_in_range(size, align, start, end, nomap)
@@ -370,7 +371,7 @@ class _Kernel:
         failed = False
         if node.compatible("shared-dma-pool"):
             if (
-                self.layout != "node-ops"
+                self.layout is not Layout.NODE_OPS
                 and self.cma_cmdline
                 and node.reusable
                 and node.has("linux,cma-default")
@@ -418,17 +419,19 @@ class _Kernel:
                 "",
             )
         elif ops == "rmem_dma_ops":
-            size = f"{e.size >> 10} KiB" if self.layout == "node-ops" else f"{e.size >> 20} MiB"
+            size = (
+                f"{e.size >> 10} KiB" if self.layout is Layout.NODE_OPS else f"{e.size >> 20} MiB"
+            )
             self.pr(f"Reserved memory: created DMA memory pool at {e.base:#018x}, size {size}", "")
         if ops is not None:
             compat = "restricted-dma-pool" if ops == "rmem_swiotlb_ops" else "shared-dma-pool"
             self.pr(f"initialized node {e.name}, compatible id {compat}")
-        if self.layout != "static-array":
+        if self.layout is not Layout.STATIC_ARRAY:
             self.pr(messages.region_line(e.base, e.size, node.nomap, node.reusable, e.name))
 
     def save(self, node: _Node, base: int, size: int) -> _Entry | None:
         if len(self.entries) == self.capacity:
-            if self.layout == "node-ops":
+            if self.layout is Layout.NODE_OPS:
                 self.pr(f"not enough space for all defined regions, skip '{node.name}'")
             else:
                 self.pr("not enough space for all defined regions.")
@@ -509,12 +512,12 @@ class _Kernel:
         reg = node.props.get("reg")
         if reg is None:
             return None
-        if self.layout == "node-ops" and (not reg or len(reg) % self.t_len):
+        if self.layout is Layout.NODE_OPS and (not reg or len(reg) % self.t_len):
             return None
         return _pairs(reg, self.ac, self.sc)
 
     def run_dynamic(self) -> None:
-        node_ops = self.layout == "node-ops"
+        node_ops = self.layout is Layout.NODE_OPS
         # fdt_reserve_elfcorehdr() comes first (no elfcorehdr here); /memreserve/ after the scan.
         if self.rmem is None:
             self._memreserve()
@@ -742,7 +745,7 @@ def preflight(
     if limit is not None:
         k.log.append(LogLine(text=messages.mem_limit(limit)))
         k.memblock.limit(limit)
-    if layout == "static-array":
+    if layout is Layout.STATIC_ARRAY:
         k.run_static()
     else:
         k.run_dynamic()
@@ -759,17 +762,19 @@ def preflight(
         for i, e in enumerate(k.entries)
     ]
     rm = ReservedMemState(
-        layout="static-array" if layout == "static-array" else "dynamic-array",
-        ops_layout="node" if layout == "node-ops" else "device",
+        layout=(
+            Layout.STATIC_ARRAY if layout is Layout.STATIC_ARRAY else Layout.DYNAMIC_ARRAY
+        ).value,
+        ops_layout="node" if layout is Layout.NODE_OPS else "device",
         count=len(entries),
-        capacity=MAX_RESERVED_REGIONS if layout == "static-array" else k.capacity,
+        capacity=MAX_RESERVED_REGIONS if layout is Layout.STATIC_ARRAY else k.capacity,
         max_regions=MAX_RESERVED_REGIONS,
         array_address=0,
         entry_size=0,
         # alloc_reserved_mem_array() allocates nothing when total_reserved_mem_cnt is 0,
         # and the late scan returns before it when there is no /reserved-memory node
         points_to_init_array=(
-            None if layout == "static-array" else (k.capacity == 0 or k.rmem is None)
+            None if layout is Layout.STATIC_ARRAY else (k.capacity == 0 or k.rmem is None)
         ),
         entries=entries,
     )
