@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -108,6 +108,28 @@ class RangeSet:
         out = RangeSet(())
         out.starts, out.ends = self._merge_lists(starts, ends)
         return out
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        """The merged ranges as (base, size), in address order."""
+        for b, e in zip(self.starts, self.ends, strict=True):
+            yield b, e - b
+
+    def intersection(self, other: RangeSet) -> RangeSet:
+        """The parts of ``self`` inside ``other``."""
+        return RangeSet(p for b, s in other for p in self.pieces(b, s))
+
+    def difference(self, other: RangeSet) -> RangeSet:
+        """The parts of ``self`` outside ``other``."""
+        out: list[tuple[int, int]] = []
+        for b, s in self:
+            at, end = b, b + s
+            for ob, osz in other.pieces(b, s):
+                if ob > at:
+                    out.append((at, ob - at))
+                at = ob + osz
+            if at < end:
+                out.append((at, end - at))
+        return RangeSet(out)
 
     def covers(self, base: int, size: int) -> bool:
         """Is all of [base, base + size) inside the union?"""

@@ -4,7 +4,8 @@ log_index
 ---------
 
 The kernel log as the checks read it: each line by the region it names, and the
-lines of each kernel message that explains a drop (:data:`LOG_PATTERNS`), found
+lines of each kernel message that explains a drop
+(:data:`rmem_inspect.kernel.messages.LOG_PATTERNS`), found
 with one pass over the log.
 """
 
@@ -13,49 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from rmem_inspect.kernel.messages import LOG_LITERALS, LOG_PATTERNS
 from rmem_inspect.model import LogLine
 
-__all__ = ["LOG_LITERALS", "LOG_PATTERNS", "LogIndex"]
-
-LOG_PATTERNS = {
-    "not_enough": re.compile(r"not enough space for all defined regions(?:, skip '([^']+)')?"),
-    "too_many_dynamic": re.compile(r"too many defined dynamic regions, skip '([^']+)'"),
-    "alloc_failed": re.compile(r"failed to allocate memory for node '([^']+)'"),
-    "reserve_failed": re.compile(r"failed to reserve memory for node '([^']+)'"),
-    "match_fail": re.compile(r"node (\S+) compatible matching fail"),
-    "array_alloc_failed": re.compile(r"Failed to allocate memory for reserved_mem array"),
-    "invalid": re.compile(r"invalid (\S+) property in '([^']+)'"),
-    "unsupported": re.compile(r"unsupported node format, ignoring"),
-    "ignores": re.compile(r"ignores (\d+) regions in node '([^']+)'"),
-    "only_first": re.compile(r"node '([^']+)' has (\d+) <base size> entries, only the first"),
-    "overlap": re.compile(r"^(\S+) \((0x[0-9a-f]+)--(0x[0-9a-f]+)\) overlaps with (\S+) "),
-    # arch/arm64/mm/init.c early_mem()
-    "mem_limit": re.compile(r"^Memory limited to (\d+)MB"),
-    # kernel/dma/contiguous.c rmem_cma_setup() (6.1, 6.12)
-    "cma_bypass": re.compile(r"Reserved memory: bypass (\S+) node, using cmdline CMA params"),
-    # kernel/dma/contiguous.c __rmem_cma_verify_node() (7.x)
-    "cma_skip": re.compile(r'Skipping dt linux,cma-default node in favor for "cma=" kernel'),
-}
-
-
-#: A literal each pattern's matches contain: most lines contain none, and a substring
-#: test is much cheaper than a regex search.
-LOG_LITERALS = {
-    "not_enough": "not enough space for all defined regions",
-    "too_many_dynamic": "too many defined dynamic regions, skip '",
-    "alloc_failed": "failed to allocate memory for node '",
-    "reserve_failed": "failed to reserve memory for node '",
-    "match_fail": " compatible matching fail",
-    "array_alloc_failed": "Failed to allocate memory for reserved_mem array",
-    "invalid": " property in '",
-    "unsupported": "unsupported node format, ignoring",
-    "ignores": " regions in node '",
-    "only_first": " <base size> entries, only the first",
-    "overlap": ") overlaps with ",
-    "mem_limit": "Memory limited to ",
-    "cma_bypass": "Reserved memory: bypass ",
-    "cma_skip": "Skipping dt linux,cma-default node",
-}
+__all__ = ["LogIndex"]
 
 #: A run of node-name characters: a token of a log line that may name a region.
 _TOKEN = re.compile(r"[\w@,.\-+]+")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from drgn import FaultError, Program
 
-from rmem_inspect.arch import arch_of
+from rmem_inspect.kernel.arch import arch_of
 
 __all__ = ["FDT_FIXED_BASE", "FDT_WINDOW", "install_fdt_window"]
 

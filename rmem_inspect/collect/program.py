@@ -31,7 +31,6 @@ from pathlib import Path
 
 import drgn
 
-from rmem_inspect.arch import ARCHES, arch_for_machine, arch_of
 from rmem_inspect.collect.arm_fdt import install_fdt_window
 from rmem_inspect.collect.elf import ElfError, ElfInfo, read_elf
 from rmem_inspect.collect.kdump import (
@@ -43,6 +42,7 @@ from rmem_inspect.collect.kdump import (
 )
 from rmem_inspect.collect.riscv_mmu import install_translation
 from rmem_inspect.errors import InputError
+from rmem_inspect.kernel.arch import ARCHES, arch_for_machine, arch_of
 
 __all__ = [
     "DUMP_CACHE_KEY",
@@ -476,7 +476,7 @@ def _check_translation(prog: drgn.Program, what: str) -> None:
     drgn 0.0.31-0.0.33 on x86_64 cannot walk arm64 page tables in these dumps
     ("recursive address translation"); every read would fault and the report would
     look like corrupt kernel data. That is an environment problem, not a finding.
-    drgn has no riscv64 translation at all (rmem_inspect.arch), and a 32-bit Arm
+    drgn has no riscv64 translation at all (rmem_inspect.kernel.arch), and a 32-bit Arm
     dump whose program headers carry physical addresses only (QEMU's
     dump-guest-memory) leaves drgn nothing to start the page-table walk from.
     """

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from drgn import FaultError, Object, Program
 
-from rmem_inspect.arch import kimage_to_phys, linear_to_phys
 from rmem_inspect.collect.reading import (
     BlockCache,
     RawStruct,
@@ -31,6 +30,7 @@ from rmem_inspect.collect.reading import (
     read_cstr,
     symbol_name,
 )
+from rmem_inspect.kernel.arch import kimage_to_phys, linear_to_phys
 from rmem_inspect.model import ReservedMemState, RmemEntry
 
 __all__ = [

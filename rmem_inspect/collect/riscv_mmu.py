@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from drgn import FaultError, Program
 
-from rmem_inspect.arch import arch_of, kimage_to_phys
+from rmem_inspect.kernel.arch import arch_of, kimage_to_phys
 
 __all__ = ["fixmap_range", "install_translation", "linear_walker", "walk"]
 

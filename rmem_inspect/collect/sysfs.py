@@ -49,6 +49,8 @@ from rmem_inspect import __version__
 from rmem_inspect.collect.devicetree import RawNode, decode_tree
 from rmem_inspect.collect.fdt import FdtError, parse_fdt
 from rmem_inspect.errors import InputError
+from rmem_inspect.kernel import messages
+from rmem_inspect.kernel.constants import MAX_RESERVED_REGIONS, MemblockFlags
 from rmem_inspect.model import (
     DtInfo,
     DtRegion,
@@ -71,24 +73,19 @@ __all__ = [
     "reconstruct_reserved_mem",
 ]
 
-#: MAX_RESERVED_REGIONS of drivers/of/of_reserved_mem.c (the static array, and the
-#: init-time array of the dynamic layout). Used only when the log cannot tell.
-MAX_RESERVED_REGIONS = 64
 #: memblock's NOMAP bit: debugfs prints flagname[ilog2(MEMBLOCK_NOMAP)].
-MEMBLOCK_NOMAP = 0x4
+MEMBLOCK_NOMAP = int(MemblockFlags.MEMBLOCK_NOMAP)
 DEBUGFS = "/sys/kernel/debug"
 
 _MEMBLOCK_LINE = re.compile(
     r"^\s*(\d+): (0x[0-9a-fA-F]+)\.\.(0x[0-9a-fA-F]+)(?:\s+(\d+|x))?(?:\s+(\S+))?\s*$"
 )
-_REGION_LINE = re.compile(
-    r"OF: reserved mem: (0x[0-9a-f]+)\.\.(0x[0-9a-f]+) \((\d+) KiB\) (map|nomap) "
-    r"(reusable|non-reusable) (\S+)$"
-)
-_MATCH_FAIL = re.compile(r"OF: reserved mem: node (\S+) compatible matching fail")
-_NOT_ENOUGH = re.compile(r"not enough space for all defined regions")
-_ALLOC_FAIL = re.compile(r"failed to allocate memory for node '([^']+)'")
-_ARRAY_FAIL = re.compile(r"Failed to allocate memory for reserved_mem array")
+# The kernel log lines read here: rmem_inspect/kernel/messages.py.
+_REGION_LINE = messages.REGION_LINE
+_MATCH_FAIL = messages.MATCH_FAIL_LINE
+_NOT_ENOUGH = messages.NOT_ENOUGH
+_ALLOC_FAIL = messages.ALLOC_FAILED
+_ARRAY_FAIL = messages.ARRAY_ALLOC_FAILED
 _DYNAMIC_SYMS = ("fdt_scan_reserved_mem_reg_nodes", "fdt_scan_reserved_mem_late")
 _RMEM_SYMS = ("fdt_scan_reserved_mem", "of_reserved_mem_lookup", "fdt_init_reserved_mem")
 

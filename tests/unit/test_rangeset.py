@@ -89,3 +89,19 @@ def test_region_views_see_memblock_as_the_union(
         want = set(range(b, b + s))
         assert views[f"r{i}"].reserved == (want <= points)
         assert ("memblock" in views[f"r{i}"].sources) == bool(want & points)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ranges, ranges)
+def test_intersection_difference_iter_match_brute_force(
+    a: list[tuple[int, int]], b: list[tuple[int, int]]
+) -> None:
+    ra, rb = RangeSet(a), RangeSet(b)
+    pa, pb = _points(a), _points(b)
+    assert _points(list(ra)) == pa
+    assert _points(list(ra.intersection(rb))) == pa & pb
+    assert _points(list(ra.difference(rb))) == pa - pb
+    # the results are merged: no two ranges touch or overlap
+    for rs in (ra.intersection(rb), ra.difference(rb)):
+        spans = list(rs)
+        assert all(b0 + s0 < b1 for (b0, s0), (b1, _) in zip(spans, spans[1:], strict=False))

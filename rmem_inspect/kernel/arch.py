@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """
-arch
-----
+Architecture facts
+------------------
 
 Per-architecture facts in one place: the ELF machine and class of dumps and
 vmlinux files, whether memblock survives boot, how a kernel-image address becomes
@@ -11,13 +11,19 @@ Kernel differences are never decided by version strings: :func:`kimage_to_phys`
 probes the variables each architecture records (``kimage_voffset`` on arm64,
 ``kernel_map`` on riscv, ``__pv_offset`` on 32-bit Arm) and uses the first that
 exists. The records cite the kernel source they encode.
+
+The alignments preflight replays (``SMP_CACHE_BYTES``, ``PAGE_SIZE``,
+``CMA_MIN_ALIGNMENT_BYTES``) are recorded for arm64 only; preflight replays an
+arm64 kernel, and the other records leave them None (not known here).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from drgn import Program
+if TYPE_CHECKING:
+    from drgn import Program
 
 __all__ = [
     "ARCHES",
@@ -56,6 +62,14 @@ class ArchFacts:
     #: Does drgn translate this architecture's virtual addresses? "yes", or when not,
     #: what this tool does instead.
     drgn_translation: str
+    #: ``SMP_CACHE_BYTES`` (``L1_CACHE_BYTES``): the default alignment of
+    #: early_init_dt_alloc_reserved_memory_arch(); None: not recorded.
+    smp_cache_bytes: int | None = None
+    #: ``PAGE_SIZE`` of the kernels replayed (memblock_find_in_range_node() never
+    #: returns the first page; early_mem() rounds ``mem=`` down to it).
+    page_size: int | None = None
+    #: ``CMA_MIN_ALIGNMENT_BYTES``: pageblock_nr_pages pages.
+    cma_min_alignment_bytes: int | None = None
 
 
 ARCHES: dict[str, ArchFacts] = {
@@ -72,6 +86,11 @@ ARCHES: dict[str, ArchFacts] = {
             "(arch/arm64/include/asm/memory.h)",
             page_tables="drgn's arm64 page-table walker (follow_phys on init_mm)",
             drgn_translation="yes",
+            # arch/arm64/include/asm/cache.h: L1_CACHE_SHIFT 6
+            smp_cache_bytes=64,
+            page_size=4096,
+            # 4 KiB pages: pageblock_order = HUGETLB_PAGE_ORDER (9), 512 pages
+            cma_min_alignment_bytes=2 << 20,
         ),
         ArchFacts(
             name="arm",

@@ -41,6 +41,9 @@ the DTB itself (all memblock-reserved before the scan), the ``cma=`` command
 line, and which reserved-memory drivers the kernel was built with. Pass the
 first as ``extra_reserved``; the generic ``shared-dma-pool`` and
 ``restricted-dma-pool`` drivers are assumed built in.
+
+The package: :mod:`~rmem_inspect.preflight.memblock` (the memblock model),
+:mod:`~rmem_inspect.preflight.sort` (lib/sort.c) and the replay here.
 """
 
 from __future__ import annotations
@@ -48,29 +51,33 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from rmem_inspect import __version__, checks
 from rmem_inspect.collect.devicetree import RawNode, decode_tree
 from rmem_inspect.collect.fdt import FdtError, parse_fdt
 from rmem_inspect.errors import InputError
+from rmem_inspect.kernel import messages
+from rmem_inspect.kernel.arch import ARCHES
+from rmem_inspect.kernel.constants import MAX_RESERVED_REGIONS
 from rmem_inspect.kernel.layouts import (  # LAYOUTS: the layouts preflight replays
     KERNEL_LAYOUT_HELP,
     LAYOUT_ALIASES,
     LAYOUTS,
+    Layout,
     kernel_layout,
 )
+from rmem_inspect.kernel.messages import FDT_PREFIX, RMEM_PREFIX
 from rmem_inspect.model import (
     CmaArea,
     DtInfo,
     KernelInfo,
     LogLine,
-    MemblockRegion,
-    MemblockState,
     ReservedMemState,
     RmemEntry,
     Snapshot,
 )
+from rmem_inspect.preflight.memblock import ANYWHERE, Memblock, memblock_state
+from rmem_inspect.preflight.sort import kernel_sort
 
 __all__ = [
     "LAYOUTS",
@@ -84,28 +91,18 @@ __all__ = [
     "resolve_layout",
 ]
 
-T = TypeVar("T")
-
-
-#: MAX_RESERVED_REGIONS in drivers/of/of_reserved_mem.c (every version).
-MAX_RESERVED_REGIONS = 64
+#: The architecture preflight replays (kernel/arch.py holds its alignments).
+_ARCH = ARCHES["arm64"]
+assert _ARCH.smp_cache_bytes and _ARCH.page_size and _ARCH.cma_min_alignment_bytes
 #: SMP_CACHE_BYTES on arm64 (L1_CACHE_BYTES): the default alignment.
-SMP_CACHE_BYTES = 64
+SMP_CACHE_BYTES: int = _ARCH.smp_cache_bytes
 #: memblock_find_in_range_node() never returns the first page.
-PAGE_SIZE = 4096
-#: CMA_MIN_ALIGNMENT_BYTES on arm64 with 4 KiB pages: pageblock_nr_pages
-#: (HUGETLB_PAGE_ORDER 9) pages.
-CMA_MIN_ALIGNMENT_BYTES = 2 << 20
-#: enum memblock_flags.
-MEMBLOCK_NOMAP = 4
-#: ``pr_fmt`` of drivers/of/of_reserved_mem.c and drivers/of/fdt.c.
-RMEM_PREFIX = "OF: reserved mem: "
-FDT_PREFIX = "OF: fdt: "
-#: phys_addr_t "too large" sentinel (MEMBLOCK_ALLOC_ANYWHERE).
-_ANYWHERE = (1 << 64) - 1
+PAGE_SIZE: int = _ARCH.page_size
+#: CMA_MIN_ALIGNMENT_BYTES on arm64 with 4 KiB pages.
+CMA_MIN_ALIGNMENT_BYTES: int = _ARCH.cma_min_alignment_bytes
 
 
-def resolve_layout(name: str) -> str:
+def resolve_layout(name: str) -> Layout:
     """A layout name, series alias or X.Y[.Z] -> one of :data:`LAYOUTS`; InputError otherwise."""
     layout = kernel_layout(name)
     if layout is None:
@@ -136,165 +133,6 @@ class PreflightResult:
     @property
     def log(self) -> list[str]:
         return [line.text for line in self.snapshot.log or []]
-
-
-# --------------------------------------------------------------------------
-# lib/sort.c
-
-
-def kernel_sort(items: list[T], cmp: Callable[[T, T], int]) -> None:
-    """
-    Sort ``items`` in place exactly like lib/sort.c's sort() of 6.1: a bottom-up
-    heapsort, not stable. The order of entries that compare equal (6.1's dynamic
-    entries, all base 0 and size 0) decides which one memblock serves first.
-    """
-    n = len(items)
-    a = n // 2
-    if not a:
-        return
-    while True:
-        if a:
-            a -= 1
-        else:
-            n -= 1
-            if n == 0:
-                break
-            items[0], items[n] = items[n], items[0]
-        b = a
-        while True:
-            c = 2 * b + 1
-            d = c + 1
-            if d >= n:
-                break
-            b = c if cmp(items[c], items[d]) >= 0 else d
-        if d == n:
-            b = c
-        while b != a and cmp(items[a], items[b]) >= 0:
-            b = (b - 1) // 2
-        c = b
-        while b != a:
-            b = (b - 1) // 2
-            items[b], items[c] = items[c], items[b]
-
-
-# --------------------------------------------------------------------------
-# memblock
-
-
-class _Memblock:
-    """The parts of mm/memblock.c the reserved-memory scan exercises."""
-
-    def __init__(self, memory: Iterable[tuple[int, int]]) -> None:
-        self.memory = _merge(memory)
-        self.reserved: list[tuple[int, int]] = []
-        self.nomap: list[tuple[int, int]] = []
-        self.bottom_up = False
-
-    def reserve(self, base: int, size: int) -> None:
-        self.reserved = _merge(self.reserved + [(base, size)])
-
-    def free(self, base: int, size: int) -> None:
-        self.reserved = _subtract(self.reserved, [(base, size)])
-
-    def cap(self, base: int, size: int) -> None:
-        """memblock_cap_memory_range(): keep memory and reservations in [base, base + size)."""
-        self.memory = _intersect(self.memory, [(base, size)])
-        self.reserved = _intersect(self.reserved, [(base, size)])
-
-    def add(self, base: int, size: int) -> None:
-        self.memory = _merge(self.memory + [(base, size)])
-
-    def limit(self, limit: int) -> int | None:
-        """memblock_mem_limit_remove_map(): cap memory where ``limit`` bytes are reached
-        (__find_max_addr()); the address it cut at, None when it cut nothing (a limit of
-        0, "if (!limit) return;", or one beyond RAM)."""
-        if not limit:
-            return None
-        for b, s in self.memory:
-            if limit <= s:
-                self.cap(0, b + limit)
-                return b + limit
-            limit -= s
-        return None
-
-    def mark_nomap(self, base: int, size: int) -> None:
-        # memblock_mark_nomap() only flags memory that exists.
-        self.nomap = _merge(self.nomap + _intersect(self.memory, [(base, size)]))
-
-    def clear_nomap(self, base: int, size: int) -> None:
-        self.nomap = _subtract(self.nomap, [(base, size)])
-
-    def overlaps_memory(self, base: int, size: int) -> bool:
-        return _overlaps(self.memory, base, size)
-
-    def is_region_reserved(self, base: int, size: int) -> bool:
-        return _overlaps(self.reserved, base, size)
-
-    def phys_alloc_range(self, size: int, align: int, start: int, end: int) -> int:
-        """memblock_phys_alloc_range(): 0 on failure, the base otherwise (and reserve it)."""
-        start = max(start, PAGE_SIZE)
-        if end == _ANYWHERE:
-            end = max((b + s for b, s in self.memory), default=0)
-        free = _subtract(_subtract(self.memory, self.nomap), self.reserved)
-        window = _intersect(free, [(start, end - start)]) if end > start else []
-        found = 0
-        if self.bottom_up:
-            for b, s in window:
-                cand = -(-b // align) * align
-                if cand + size <= b + s:
-                    found = cand
-                    break
-        else:
-            for b, s in reversed(window):
-                if s < size:
-                    continue
-                cand = (b + s - size) // align * align
-                if cand >= b:
-                    found = cand
-                    break
-        if found:
-            self.reserve(found, size)
-        return found
-
-
-def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[list[int]] = []
-    for b, s in sorted(r for r in ranges if r[1] > 0):
-        if out and b <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b + s)
-        else:
-            out.append([b, b + s])
-    return [(b, e - b) for b, e in out]
-
-
-def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out = []
-    for ab, asz in _merge(a):
-        for bb, bsz in _merge(b):
-            lo, hi = max(ab, bb), min(ab + asz, bb + bsz)
-            if lo < hi:
-                out.append((lo, hi - lo))
-    return _merge(out)
-
-
-def _subtract(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out = _merge(a)
-    for bb, bsz in _merge(b):
-        nxt = []
-        for ab, asz in out:
-            if bb + bsz <= ab or ab + asz <= bb:
-                nxt.append((ab, asz))
-                continue
-            if ab < bb:
-                nxt.append((ab, bb - ab))
-            if bb + bsz < ab + asz:
-                nxt.append((bb + bsz, ab + asz - bb - bsz))
-        out = nxt
-    return out
-
-
-def _overlaps(ranges: list[tuple[int, int]], base: int, size: int) -> bool:
-    return any(b < base + size and base < b + s for b, s in ranges)
 
 
 # --------------------------------------------------------------------------
@@ -334,7 +172,7 @@ class _Node:
 def _cells(data: bytes, n: int, offset: int) -> int:
     """dt_mem_next_cell(): ``n`` cells at ``offset`` bytes, truncated to 64 bits."""
     v = int.from_bytes(data[offset : offset + 4 * n], "big") if n else 0
-    return v & _ANYWHERE
+    return v & ANYWHERE
 
 
 def _pairs(data: bytes, ac: int, sc: int) -> list[tuple[int, int]]:
@@ -358,7 +196,7 @@ class _Entry:
 class _Kernel:
     def __init__(
         self,
-        layout: str,
+        layout: Layout,
         root: RawNode,
         mem_reserve: list[tuple[int, int]],
         extra_reserved: list[tuple[int, int]],
@@ -370,7 +208,7 @@ class _Kernel:
         self.sc = _root_cells(root, "#size-cells", 1)
         self.t_len = (self.ac + self.sc) * 4
         self.cma_alignment = cma_alignment
-        self.memblock = _Memblock(memory)
+        self.memblock = Memblock(memory)
         for b, s in extra_reserved:
             self.memblock.reserve(b, s)
         self.mem_reserve = mem_reserve
@@ -438,7 +276,7 @@ class _Kernel:
     def reserve_one(self, node: _Node, base: int, size: int) -> None:
         if size and self.reserve_memory(base, size, node.nomap):
             return
-        prefix = RMEM_PREFIX if self.layout != "static-array" else FDT_PREFIX
+        prefix = RMEM_PREFIX if self.layout is not Layout.STATIC_ARRAY else FDT_PREFIX
         self.pr(
             f"Reserved memory: failed to reserve memory for node '{node.name}': base "
             f"{base:#018x}, size {size >> 20} MiB",
@@ -447,7 +285,7 @@ class _Kernel:
 
     def alloc_arch(self, size: int, align: int, start: int, end: int, nomap: bool) -> int:
         """early_init_dt_alloc_reserved_memory_arch(): the base, or 0."""
-        end = _ANYWHERE if not end else end
+        end = ANYWHERE if not end else end
         align = align or SMP_CACHE_BYTES
         base = self.memblock.phys_alloc_range(size, align, start, end)
         if base and nomap:
@@ -489,7 +327,7 @@ class _Kernel:
                 return 0, 0, f"invalid alignment property (length {len(prop)})"
             align = _cells(prop, self.ac, 0)
         nomap = node.nomap
-        if self.layout == "node-ops" and self.cma_gives_way(node):
+        if self.layout is Layout.NODE_OPS and self.cma_gives_way(node):
             return 0, 0, "skipped in favour of cma= on the command line"
         if node.compatible("shared-dma-pool") and node.reusable and not nomap:
             align = max(align, self.cma_alignment)
@@ -497,7 +335,7 @@ class _Kernel:
         base = 0
         window = "all memory"
         if ranges is not None and len(ranges) % self.t_len:
-            if self.layout != "node-ops":
+            if self.layout is not Layout.NODE_OPS:
                 self.pr(f"invalid alloc-ranges property in '{name}', skipping node.")
                 return 0, 0, f"invalid alloc-ranges property (length {len(ranges)})"
             ranges = None  # of_flat_dt_get_addr_size_prop() returns NULL
@@ -505,8 +343,8 @@ class _Kernel:
             pairs = _pairs(ranges, self.ac, self.sc)
             window = ", ".join(f"{b:#x}..{b + s - 1:#x}" for b, s in pairs) or "no range"
             for start, length in pairs:
-                end = (start + length) & _ANYWHERE
-                if self.layout == "static-array":
+                end = (start + length) & ANYWHERE
+                if self.layout is Layout.STATIC_ARRAY:
                     base = self.alloc_arch(size, align, start, end, nomap)
                 else:
                     base = self.alloc_in_range(size, align, start, end, nomap)
@@ -515,7 +353,7 @@ class _Kernel:
         else:
             base = self.alloc_arch(size, align, 0, 0, nomap)
         if base == 0:
-            self.pr(f"failed to allocate memory for node '{name}': size {size >> 20} MiB")
+            self.pr(messages.alloc_failed(name, size))
             return (
                 0,
                 0,
@@ -533,7 +371,7 @@ class _Kernel:
         failed = False
         if node.compatible("shared-dma-pool"):
             if (
-                self.layout != "node-ops"
+                self.layout is not Layout.NODE_OPS
                 and self.cma_cmdline
                 and node.reusable
                 and node.has("linux,cma-default")
@@ -567,7 +405,7 @@ class _Kernel:
             else:
                 ops = "rmem_swiotlb_ops"
         if failed:
-            self.pr(f"node {e.name} compatible matching fail")
+            self.pr(messages.match_fail(e.name))
             if node.nomap:
                 self.memblock.clear_nomap(e.base, e.size)
             else:
@@ -581,23 +419,19 @@ class _Kernel:
                 "",
             )
         elif ops == "rmem_dma_ops":
-            size = f"{e.size >> 10} KiB" if self.layout == "node-ops" else f"{e.size >> 20} MiB"
+            size = (
+                f"{e.size >> 10} KiB" if self.layout is Layout.NODE_OPS else f"{e.size >> 20} MiB"
+            )
             self.pr(f"Reserved memory: created DMA memory pool at {e.base:#018x}, size {size}", "")
         if ops is not None:
             compat = "restricted-dma-pool" if ops == "rmem_swiotlb_ops" else "shared-dma-pool"
             self.pr(f"initialized node {e.name}, compatible id {compat}")
-        if self.layout != "static-array":
-            kind = ("nomap" if node.nomap else "map") + (
-                " reusable" if node.reusable else " non-reusable"
-            )
-            self.pr(
-                f"{e.base:#018x}..{e.base + e.size - 1:#018x} ({e.size >> 10} KiB) {kind} "
-                f"{e.name}"
-            )
+        if self.layout is not Layout.STATIC_ARRAY:
+            self.pr(messages.region_line(e.base, e.size, node.nomap, node.reusable, e.name))
 
     def save(self, node: _Node, base: int, size: int) -> _Entry | None:
         if len(self.entries) == self.capacity:
-            if self.layout == "node-ops":
+            if self.layout is Layout.NODE_OPS:
                 self.pr(f"not enough space for all defined regions, skip '{node.name}'")
             else:
                 self.pr("not enough space for all defined regions.")
@@ -678,12 +512,12 @@ class _Kernel:
         reg = node.props.get("reg")
         if reg is None:
             return None
-        if self.layout == "node-ops" and (not reg or len(reg) % self.t_len):
+        if self.layout is Layout.NODE_OPS and (not reg or len(reg) % self.t_len):
             return None
         return _pairs(reg, self.ac, self.sc)
 
     def run_dynamic(self) -> None:
-        node_ops = self.layout == "node-ops"
+        node_ops = self.layout is Layout.NODE_OPS
         # fdt_reserve_elfcorehdr() comes first (no elfcorehdr here); /memreserve/ after the scan.
         if self.rmem is None:
             self._memreserve()
@@ -858,23 +692,6 @@ def _find_rmem(root: RawNode) -> RawNode | None:
     return None
 
 
-def _memblock_state(mb: _Memblock) -> MemblockState:
-    memory = []
-    for b, s in _subtract(mb.memory, mb.nomap):
-        memory.append(MemblockRegion(b, s, 0, ["MEMBLOCK_NONE"]))
-    for b, s in mb.nomap:
-        memory.append(MemblockRegion(b, s, MEMBLOCK_NOMAP, ["MEMBLOCK_NOMAP"]))
-    memory.sort(key=lambda r: r.base)
-    reserved = [MemblockRegion(b, s, 0, ["MEMBLOCK_NONE"]) for b, s in mb.reserved]
-    return MemblockState(
-        available=True,
-        memory=memory,
-        reserved=reserved,
-        flag_values={"MEMBLOCK_NONE": 0, "MEMBLOCK_NOMAP": MEMBLOCK_NOMAP},
-        note="simulated by preflight from the DT memory nodes",
-    )
-
-
 def preflight(
     dtb: bytes,
     layout: str,
@@ -926,9 +743,9 @@ def preflight(
     k.cma_cmdline = re.search(r"(?:^|\s)cma=", cmdline) is not None
     limit = mem_limit(cmdline)
     if limit is not None:
-        k.log.append(LogLine(text=f"Memory limited to {limit >> 20}MB"))
+        k.log.append(LogLine(text=messages.mem_limit(limit)))
         k.memblock.limit(limit)
-    if layout == "static-array":
+    if layout is Layout.STATIC_ARRAY:
         k.run_static()
     else:
         k.run_dynamic()
@@ -945,27 +762,29 @@ def preflight(
         for i, e in enumerate(k.entries)
     ]
     rm = ReservedMemState(
-        layout="static-array" if layout == "static-array" else "dynamic-array",
-        ops_layout="node" if layout == "node-ops" else "device",
+        layout=(
+            Layout.STATIC_ARRAY if layout is Layout.STATIC_ARRAY else Layout.DYNAMIC_ARRAY
+        ).value,
+        ops_layout="node" if layout is Layout.NODE_OPS else "device",
         count=len(entries),
-        capacity=MAX_RESERVED_REGIONS if layout == "static-array" else k.capacity,
+        capacity=MAX_RESERVED_REGIONS if layout is Layout.STATIC_ARRAY else k.capacity,
         max_regions=MAX_RESERVED_REGIONS,
         array_address=0,
         entry_size=0,
         # alloc_reserved_mem_array() allocates nothing when total_reserved_mem_cnt is 0,
         # and the late scan returns before it when there is no /reserved-memory node
         points_to_init_array=(
-            None if layout == "static-array" else (k.capacity == 0 or k.rmem is None)
+            None if layout is Layout.STATIC_ARRAY else (k.capacity == 0 or k.rmem is None)
         ),
         entries=entries,
     )
     snap = Snapshot(
         kernel=KernelInfo(
-            release=f"preflight ({layout})", arch="arm64", page_size=PAGE_SIZE, cmdline=cmdline
+            release=f"preflight ({layout})", arch=_ARCH.name, page_size=PAGE_SIZE, cmdline=cmdline
         ),
         source={"kind": "preflight", "dtb": source, "layout": layout},
         reserved_mem=rm,
-        memblock=_memblock_state(k.memblock),
+        memblock=memblock_state(k.memblock),
         dt=None,
         fdt=dt,
         cma=k.cma,
