@@ -26,7 +26,7 @@ import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from rmem_inspect.checks import RegionView, Report
+from rmem_inspect.checks import RegionView, Report, Verdict
 from rmem_inspect.errors import InputError
 from rmem_inspect.ranges import human_size
 
@@ -38,26 +38,29 @@ __all__ = [
 
 SVG_NS = "http://www.w3.org/2000/svg"
 
-#: Fill colour per verdict (RegionView.verdict).
+#: Fill colour per verdict (RegionView.verdict): every :class:`Verdict` has one.
 VERDICT_COLOURS: dict[str, str] = {
-    "ok": "#43a047",
-    "overlap": "#fdd835",
-    "untracked": "#fb8c00",
-    "unallocated": "#8e24aa",
-    "dropped": "#e53935",
-    "error": "#b71c1c",
-    "disabled": "#bdbdbd",
-    "skipped": "#90a4ae",
+    Verdict.OK: "#43a047",
+    Verdict.OVERLAP: "#fdd835",
+    Verdict.UNTRACKED: "#fb8c00",
+    Verdict.UNALLOCATED: "#8e24aa",
+    Verdict.DROPPED: "#e53935",
+    Verdict.ERROR: "#b71c1c",
+    Verdict.DISABLED: "#bdbdbd",
+    Verdict.SKIPPED: "#90a4ae",
+    # reserved_mem could not be trusted (RMEM-COUNT-CORRUPT): whether it is tracked is not known
+    Verdict.UNKNOWN: "#9575cd",
 }
 _VERDICT_TEXT = {
-    "ok": "tracked",
-    "overlap": "overlapping",
-    "untracked": "reserved, untracked",
-    "unallocated": "never allocated",
-    "dropped": "dropped",
-    "error": "other error",
-    "disabled": "disabled",
-    "skipped": "skipped on purpose",
+    Verdict.OK: "tracked",
+    Verdict.OVERLAP: "overlapping",
+    Verdict.UNTRACKED: "reserved, untracked",
+    Verdict.UNALLOCATED: "never allocated",
+    Verdict.DROPPED: "dropped",
+    Verdict.ERROR: "other error",
+    Verdict.DISABLED: "disabled",
+    Verdict.SKIPPED: "skipped on purpose",
+    Verdict.UNKNOWN: "unknown (reserved_mem unreadable)",
 }
 
 _FONT = "DejaVu Sans Mono, monospace"

@@ -12,6 +12,7 @@ from rmem_inspect import checks
 from rmem_inspect.model import Snapshot
 from rmem_inspect.output.svg import VERDICT_COLOURS, render_svg, svg_to_png
 from tests.expected import expected_findings
+from tests.unit.test_golden import load
 
 pytestmark = pytest.mark.unit
 
@@ -81,3 +82,24 @@ def test_cli_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert found[name].get("data-verdict") == "overlap"
     assert main(["map", "--snapshot", str(GOLDEN / "6.12-overlap.json"), "-o", "x.gif"]) == 2
     assert "must end in .svg or .png" in capsys.readouterr().err
+
+
+def test_every_verdict_has_a_colour_and_a_legend_entry() -> None:
+    """A region's verdict is never drawn in the fallback black nor missing from the
+    legend; a corrupt reserved_mem gives 'unknown' verdicts."""
+    from rmem_inspect.checks import Verdict
+
+    assert set(VERDICT_COLOURS) == set(Verdict)
+    assert "#000000" not in VERDICT_COLOURS.values()
+    snap = load("6.12", "baseline")
+    assert snap.reserved_mem is not None
+    # a count outside 0..capacity (RMEM-COUNT-CORRUPT): the regions it does not list
+    # are neither tracked nor dropped as far as anyone can tell
+    snap.reserved_mem.count = -1
+    del snap.reserved_mem.entries[1:]
+    report = checks.run(snap)
+    unknown = [v for v in report.regions if v.verdict == Verdict.UNKNOWN]
+    assert unknown
+    svg = render_svg(report)
+    assert "unknown (reserved_mem unreadable)" in svg
+    assert f'fill="{VERDICT_COLOURS[Verdict.UNKNOWN]}"' in svg
