@@ -89,7 +89,7 @@ def find_dumps(directory: str) -> list[str]:
 
 def build_id_index(debug_dirs: Iterable[str]) -> dict[str, str]:
     """build-id -> path of every ELF file named vmlinux* or *.debug under ``debug_dirs``."""
-    from rmem_inspect.collect.elf import ElfError, read_elf
+    from rmem_inspect.formats.elf import ElfError, read_elf
 
     index: dict[str, str] = {}
     for d in debug_dirs:
@@ -114,10 +114,10 @@ def inspect_dump(path: str, index: dict[str, str], snapshot_dir: str | None = No
     res = DumpResult(path=path, status="error")
     try:
         from rmem_inspect import checks
-        from rmem_inspect.collect.elf import ElfError, read_elf
-        from rmem_inspect.collect.kdump import KdumpError, read_kdump
         from rmem_inspect.collect.kernel_btf import CACHE_KEY
         from rmem_inspect.errors import InputError
+        from rmem_inspect.formats.elf import ElfError, read_elf
+        from rmem_inspect.formats.kdump import KdumpError, read_kdump
         from rmem_inspect.inputs import Source, open_input
 
         vmcoreinfo: dict[str, str] = {}

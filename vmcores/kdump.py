@@ -11,7 +11,7 @@ by its serial number): a plain copy of /proc/vmcore (what Debian's kdump-tools
 keeps when makedumpfile fails) and makedumpfile's flattened output (``-F``) of
 ELF and of each compression at ``-d 31`` (Debian's default) and at ``-d 1``.
 The host trims each disk to its stream and reassembles the flattened ones with
-:func:`rmem_inspect.collect.kdump.reassemble` (what ``makedumpfile -R`` does),
+:func:`rmem_inspect.formats.kdump.reassemble` (what ``makedumpfile -R`` does),
 keeping one flattened file as the flattened input kind.
 
 Facts met on these kernels (each is handled here and recorded in the manifest):
@@ -52,8 +52,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rmem_inspect.collect.elf import ElfError, read_elf
-from rmem_inspect.collect.kdump import FlatFile, KdumpError, read_kdump, reassemble
+from rmem_inspect.formats.elf import ElfError, read_elf
+from rmem_inspect.formats.kdump import FlatFile, KdumpError, read_kdump, reassemble
 from vmcores.debian import Kernel, Package, PrivateApt, host_mirror
 from vmcores.guest_userland import kernel_modules, merge_usr, resolve_closure
 from vmcores.manifest import DumpManifest

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from drgn import FaultError, Program
 
-from rmem_inspect.collect.devicetree import decode_tree
-from rmem_inspect.collect.fdt import FdtError, header_total_size, parse_fdt
+from rmem_inspect.formats.devicetree import decode_tree
+from rmem_inspect.formats.fdt import FdtError, header_total_size, parse_fdt
 from rmem_inspect.model import DtInfo
 
 __all__ = ["MAX_FDT_BYTES", "read_boot_fdt"]

@@ -4,7 +4,7 @@ of_tree
 -------
 
 Convert the kernel's unflattened devicetree (``of_root``, ``struct
-device_node``) into :class:`~rmem_inspect.collect.devicetree.RawNode` trees,
+device_node``) into :class:`~rmem_inspect.formats.devicetree.RawNode` trees,
 the same shape the FDT reader produces, so one decoder serves both. The walk is
 iterative and bounded: a corrupt sibling/child/property chain cannot loop, and a
 tree that could not be read completely (faults, absurd lengths, cycles, caps hit)
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from drgn import FaultError, Program
 
-from rmem_inspect.collect.devicetree import RawNode
 from rmem_inspect.collect.reading import BlockCache, RawStruct, Reader, read_cstr
+from rmem_inspect.formats.devicetree import RawNode
 
 __all__ = ["MAX_NODES", "MAX_PROPS", "MAX_PROP_LEN", "OfTreeUnreadable", "read_of_tree"]
 

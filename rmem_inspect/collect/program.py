@@ -32,16 +32,16 @@ from pathlib import Path
 import drgn
 
 from rmem_inspect.collect.arm_fdt import install_fdt_window
-from rmem_inspect.collect.elf import ElfError, ElfInfo, read_elf
-from rmem_inspect.collect.kdump import (
+from rmem_inspect.collect.riscv_mmu import install_translation
+from rmem_inspect.errors import InputError
+from rmem_inspect.formats.elf import ElfError, ElfInfo, read_elf
+from rmem_inspect.formats.kdump import (
     KdumpError,
     KdumpHeader,
     is_flattened,
     read_kdump,
     reassemble,
 )
-from rmem_inspect.collect.riscv_mmu import install_translation
-from rmem_inspect.errors import InputError
 from rmem_inspect.kernel.arch import ARCHES, arch_for_machine, arch_of
 
 __all__ = [
@@ -687,7 +687,7 @@ def _running_build_id() -> str | None:
         data = path.read_bytes()
     except OSError:
         return None
-    from rmem_inspect.collect.elf import NT_GNU_BUILD_ID, parse_notes
+    from rmem_inspect.formats.elf import NT_GNU_BUILD_ID, parse_notes
 
     for name, ntype, desc in parse_notes(data, little=True):
         if name == "GNU" and ntype == NT_GNU_BUILD_ID:

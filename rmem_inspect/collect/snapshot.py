@@ -122,17 +122,17 @@ def inspect(
         read_cma_areas,
         read_device_memory,
     )
-    from rmem_inspect.collect.devicetree import decode_tree
     from rmem_inspect.collect.kmsg import read_kernel_log
     from rmem_inspect.collect.memblock import read_memblock
     from rmem_inspect.collect.of_tree import read_of_tree
     from rmem_inspect.collect.reserved_mem import NoReservedMem, read_reserved_mem
+    from rmem_inspect.formats.devicetree import decode_tree
 
     snap = Snapshot(kernel=_kernel_info(prog), source=dict(source or {}), tool_version=__version__)
     _record_debug_info(prog, snap)
 
     if snap.source.get("kind") == "vmcore" and snap.source.get("vmcore"):
-        from rmem_inspect.collect.kdump import describe_dump
+        from rmem_inspect.formats.kdump import describe_dump
 
         snap.source.update(describe_dump(str(snap.source["vmcore"])))
 
@@ -218,8 +218,8 @@ def excluded_pages(prog: Program, snap: Snapshot) -> str | None:
     from drgn import sizeof
     from drgn.helpers.linux.mm import follow_phys
 
-    from rmem_inspect.collect.kdump import KdumpHeader
     from rmem_inspect.collect.program import dump_description
+    from rmem_inspect.formats.kdump import KdumpHeader
 
     desc = dump_description(prog)
     header = desc.get("header") if desc else None

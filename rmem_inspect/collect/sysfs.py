@@ -46,9 +46,9 @@ import subprocess
 from pathlib import Path
 
 from rmem_inspect import __version__
-from rmem_inspect.collect.devicetree import RawNode, decode_tree
-from rmem_inspect.collect.fdt import FdtError, parse_fdt
 from rmem_inspect.errors import InputError
+from rmem_inspect.formats.devicetree import RawNode, decode_tree
+from rmem_inspect.formats.fdt import FdtError, parse_fdt
 from rmem_inspect.kernel import messages
 from rmem_inspect.kernel.constants import MAX_RESERVED_REGIONS, MemblockFlags
 from rmem_inspect.model import (
@@ -370,7 +370,7 @@ def _kernel_info() -> KernelInfo:
             "riscv64": "riscv64"}.get(u.machine, u.machine)  # fmt: skip
     build_id = None
     try:
-        from rmem_inspect.collect.elf import NT_GNU_BUILD_ID, parse_notes
+        from rmem_inspect.formats.elf import NT_GNU_BUILD_ID, parse_notes
 
         for name, ntype, desc in parse_notes(Path("/sys/kernel/notes").read_bytes(), little=True):
             if name == "GNU" and ntype == NT_GNU_BUILD_ID:

@@ -51,7 +51,7 @@ VERDICT_COLOURS: dict[str, str] = {
     # reserved_mem could not be trusted (RMEM-COUNT-CORRUPT): whether it is tracked is not known
     Verdict.UNKNOWN: "#9575cd",
 }
-_VERDICT_TEXT = {
+_VERDICT_TEXT: dict[str, str] = {
     Verdict.OK: "tracked",
     Verdict.OVERLAP: "overlapping",
     Verdict.UNTRACKED: "reserved, untracked",

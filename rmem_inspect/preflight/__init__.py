@@ -53,9 +53,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from rmem_inspect import __version__, checks
-from rmem_inspect.collect.devicetree import RawNode, decode_tree
-from rmem_inspect.collect.fdt import FdtError, parse_fdt
 from rmem_inspect.errors import InputError
+from rmem_inspect.formats.devicetree import RawNode, decode_tree
+from rmem_inspect.formats.fdt import FdtError, parse_fdt
 from rmem_inspect.kernel import messages
 from rmem_inspect.kernel.arch import ARCHES
 from rmem_inspect.kernel.constants import MAX_RESERVED_REGIONS

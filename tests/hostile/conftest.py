@@ -21,8 +21,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from rmem_inspect.collect.devicetree import RawNode
-from rmem_inspect.collect.elf import read_elf
+from rmem_inspect.formats.devicetree import RawNode
+from rmem_inspect.formats.elf import read_elf
 from tests.dumps import manifest_for
 
 __all__ = [

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from rmem_inspect.collect.devicetree import decode_tree
-from rmem_inspect.collect.fdt import FdtError, parse_fdt
+from rmem_inspect.formats.devicetree import decode_tree
+from rmem_inspect.formats.fdt import FdtError, parse_fdt
 from tests.hostile.conftest import BULK_NODES, bulk_dts, count_nodes
 from vmcores.scenarios import SCENARIOS, overlay_dts
 

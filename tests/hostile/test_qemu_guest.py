@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from rmem_inspect import checks
-from rmem_inspect.collect.fdt import parse_fdt
+from rmem_inspect.formats.fdt import parse_fdt
 from rmem_inspect.model import Snapshot
 from tests.expected import expected_findings
 from tests.hostile.conftest import (

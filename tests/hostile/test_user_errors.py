@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rmem_inspect.collect.elf import read_elf
+from rmem_inspect.formats.elf import read_elf
 from tests.hostile.conftest import (
     DumpLayout,
     assert_one_line_error,

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from rmem_inspect import checks
-from rmem_inspect.collect.devicetree import decode_tree
 from rmem_inspect.collect.sysfs import (
     MEMBLOCK_NOMAP,
     parse_iomem_nomap,
@@ -23,6 +22,7 @@ from rmem_inspect.collect.sysfs import (
     read_tree,
     reconstruct_reserved_mem,
 )
+from rmem_inspect.formats.devicetree import decode_tree
 from rmem_inspect.model import KernelInfo, LogLine, MemblockState, Snapshot
 
 pytestmark = pytest.mark.unit

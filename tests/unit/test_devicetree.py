@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from rmem_inspect.collect.devicetree import (
+from rmem_inspect.formats.devicetree import (
     RawNode,
     decode_cells,
     decode_pairs,
@@ -19,7 +19,7 @@ from rmem_inspect.collect.devicetree import (
     iter_nodes,
     node_path,
 )
-from rmem_inspect.collect.fdt import parse_fdt
+from rmem_inspect.formats.fdt import parse_fdt
 from rmem_inspect.model import DtInfo, DtRegion, KernelInfo, Snapshot
 from tests.unit.dts import BASE_DTS, dtc, needs_dtc
 from vmcores.scenarios import SCENARIOS, Scenario, overlay_dts

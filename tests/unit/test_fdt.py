@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from rmem_inspect.collect.devicetree import RawNode
-from rmem_inspect.collect.fdt import (
+from rmem_inspect.formats.devicetree import RawNode
+from rmem_inspect.formats.fdt import (
     FDT_BEGIN_NODE,
     FDT_END,
     FDT_END_NODE,

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rmem_inspect.collect.devicetree import RawNode, decode_tree
-from rmem_inspect.collect.fdt import FdtError, header_total_size, parse_fdt
+from rmem_inspect.formats.devicetree import RawNode, decode_tree
+from rmem_inspect.formats.fdt import FdtError, header_total_size, parse_fdt
 from rmem_inspect.model import DtInfo, KernelInfo, Snapshot
 from tests.unit.dts import dtc, needs_dtc
 from vmcores.scenarios import SCENARIOS, overlay_dts

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rmem_inspect.collect.kdump import FlatFile, KdumpError, reassemble
+from rmem_inspect.formats.kdump import FlatFile, KdumpError, reassemble
 
 pytestmark = pytest.mark.unit
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from rmem_inspect.collect.elf import read_elf
+from rmem_inspect.formats.elf import read_elf
 from tests.expected import expected_info, expected_triples
 from vmcores.arch import ARM_SCENARIOS, BOARDS, ArchDump, build_arm, relocate_name
 from vmcores.scenarios import SCENARIOS

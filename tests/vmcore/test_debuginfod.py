@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from rmem_inspect.collect.elf import read_elf
 from rmem_inspect.collect.program import fetch_debuginfod
+from rmem_inspect.formats.elf import read_elf
 from tests.dumps import manifest_for
 
 pytestmark = pytest.mark.vmcore

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from rmem_inspect.collect.elf import read_elf
+from rmem_inspect.formats.elf import read_elf
 from tests.conftest import MATRIX, MATRIX_IDS
 from tests.vmcore.conftest import DumpData, strip_timestamp
 from vmcores.facts import facts_for

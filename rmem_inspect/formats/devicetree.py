@@ -5,7 +5,7 @@ Devicetree decoding
 
 Decode a raw devicetree (:class:`RawNode`: node names and undecoded property
 values) into the :class:`~rmem_inspect.model.DtInfo` model, whichever source the
-tree came from: a flattened blob (:mod:`rmem_inspect.collect.fdt`), the kernel's
+tree came from: a flattened blob (:mod:`rmem_inspect.formats.fdt`), the kernel's
 unflattened ``of_root`` tree (:mod:`rmem_inspect.collect.of_tree`) or
 /sys/firmware/devicetree/base.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from rmem_inspect.collect.devicetree import RawNode
+from rmem_inspect.formats.devicetree import RawNode
 
 __all__ = ["FdtBlob", "FdtError", "header_total_size", "parse_fdt"]
 

@@ -30,7 +30,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from rmem_inspect.collect.elf import EM_NAMES
+from rmem_inspect.formats.elf import EM_NAMES
 
 __all__ = [
     "COMPRESSION_FLAGS",
