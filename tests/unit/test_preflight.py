@@ -258,3 +258,41 @@ def test_bootargs_mem_limit_and_usable_ranges(tmp_path: Path) -> None:
         (0x68000000, 0x08000000),
         (0x70200000, 0x0FE00000),
     ]
+
+
+def test_one_replay_per_layout_and_its_rules_decide() -> None:
+    """Each layout has exactly one replay class (a new layout: the layouts record plus
+    one module in rmem_inspect/preflight/), and preflight() runs the registered one."""
+    from rmem_inspect.kernel.layouts import Layout
+    from rmem_inspect.preflight.replay import REPLAYS
+
+    assert set(REPLAYS) == set(Layout)
+    for layout, cls in REPLAYS.items():
+        assert cls.LAYOUT is layout
+
+
+def test_a_replay_rule_changes_what_is_predicted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rules are class attributes the shared steps read: 7.1+ prints a DMA pool's
+    size in KiB (rmem_dma_setup()), 6.12 in MiB; a 6.12 replay told otherwise says KiB."""
+    from rmem_inspect.kernel.layouts import Layout
+    from rmem_inspect.preflight.dynamic_array import DynamicArrayReplay
+    from rmem_inspect.preflight.replay import REPLAYS
+
+    dtb = dtc(
+        tmp_path,
+        rmem_dts(
+            'pool@50000000 { compatible = "shared-dma-pool"; '
+            "reg = <0x0 0x50000000 0x0 0x200000>; };"
+        ),
+    )
+    line = "created DMA memory pool at 0x0000000050000000, size "
+    assert any(line + "2 MiB" in t for t in preflight(dtb, "6.12").log)
+    assert any(line + "2048 KiB" in t for t in preflight(dtb, "7.3").log)
+
+    class KibReplay(DynamicArrayReplay):
+        DMA_POOL_SIZE_KIB = True
+
+    monkeypatch.setitem(REPLAYS, Layout.DYNAMIC_ARRAY, KibReplay)
+    assert any(line + "2048 KiB" in t for t in preflight(dtb, "6.12").log)
