@@ -269,18 +269,32 @@ class Guest:
         except FileNotFoundError:
             return ""
 
-    def wait_ready(self, timeout: float) -> None:
+    def wait_for(
+        self, marker: str, timeout: float, what: str | None = None, panic_fails: bool = False
+    ) -> None:
+        """Return once the console prints ``marker`` on a line of its own; BuildError, with
+        the command, QEMU's stderr and the console's tail, when QEMU exits first, after
+        ``timeout`` seconds, or (``panic_fails``) when the guest kernel panics."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if READY_MARKER + "\n" in self.text().replace("\r", ""):
+            text = self.text().replace("\r", "")
+            if marker + "\n" in text:
                 return
             if self.proc.poll() is not None:
-                raise BuildError(self._failure(f"QEMU exited with status {self.proc.returncode}"))
+                raise BuildError(self.failure(f"QEMU exited with status {self.proc.returncode}"))
+            if panic_fails and "Kernel panic" in text:
+                time.sleep(1)  # the rest of the panic message
+                raise BuildError(self.failure("the guest kernel panicked"))
             time.sleep(0.5)
-        raise BuildError(self._failure(f"no ready marker after {timeout:.0f} s"))
+        raise BuildError(self.failure(f"no {what or marker} after {timeout:.0f} s"))
 
-    def _failure(self, why: str) -> str:
+    def wait_ready(self, timeout: float) -> None:
+        """Until the factory init's ready marker (the scenario has booted)."""
+        self.wait_for(READY_MARKER, timeout, "ready marker")
+
+    def failure(self, why: str) -> str:
+        """``why`` with the command, QEMU's stderr and the last 40 console lines."""
         tail = "\n".join(self.text().replace("\r", "").splitlines()[-40:])
         err = ""
         try:

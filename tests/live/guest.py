@@ -191,7 +191,7 @@ def run_guest(series: str, scenario: str, with_qemu: bool = True) -> GuestRun:
     try:
         t = time.monotonic()
         guest.start()
-        _wait(guest, t)
+        guest.wait_for(READY, TIMEOUT)
         timings["guest"] = time.monotonic() - t
         console = guest.text()
         if with_qemu:
@@ -226,16 +226,3 @@ def run_guest(series: str, scenario: str, with_qemu: bool = True) -> GuestRun:
         timings=timings,
         initrd_bytes=files.initrd.stat().st_size,
     )
-
-
-def _wait(guest: Guest, t0: float) -> None:
-    from vmcores.build import BuildError
-
-    assert guest.proc is not None
-    while time.monotonic() - t0 < TIMEOUT:
-        if READY + "\n" in guest.text().replace("\r", ""):
-            return
-        if guest.proc.poll() is not None:
-            raise BuildError(guest._failure(f"QEMU exited with status {guest.proc.returncode}"))
-        time.sleep(0.5)
-    raise BuildError(guest._failure(f"no {READY} after {TIMEOUT:.0f} s"))

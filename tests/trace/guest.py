@@ -148,15 +148,7 @@ def run_trace_guest(series: str, scenario: str) -> TraceRun:
         t = time.monotonic()
         guest.start()
         assert guest.proc is not None
-        while DONE + "\n" not in guest.text().replace("\r", ""):
-            if time.monotonic() - t > TIMEOUT:
-                raise BuildError(guest._failure(f"no {DONE} after {TIMEOUT:.0f} s"))
-            if guest.proc.poll() is not None:
-                raise BuildError(guest._failure(f"QEMU exited ({guest.proc.returncode})"))
-            if "Kernel panic" in guest.text():
-                time.sleep(1)
-                raise BuildError(guest._failure("the guest kernel panicked"))
-            time.sleep(0.5)
+        guest.wait_for(DONE, TIMEOUT, panic_fails=True)
         timings["guest"] = time.monotonic() - t
         console = guest.text()
     finally:
