@@ -31,6 +31,7 @@ from rmem_inspect.collect.reading import (
     symbol_name,
 )
 from rmem_inspect.kernel.arch import kimage_to_phys, linear_to_phys
+from rmem_inspect.kernel.layouts import LAYOUT_RECORDS, Layout, detect_layout
 from rmem_inspect.model import ReservedMemState, RmemEntry
 
 __all__ = [
@@ -75,7 +76,14 @@ def read_reserved_mem(prog: Program) -> ReservedMemState:
     entry_type = prog.type("struct reserved_mem")
     entry_size = entry_type.size or 0
     ops_type = prog.type("struct reserved_mem_ops")
-    ops_layout = "node" if has_member(ops_type, "node_init") else "device"
+    # the generation, from reserved_mem's type and the ops' members (kernel/layouts.py)
+    record = LAYOUT_RECORDS[
+        detect_layout(
+            dynamic_array=rm.type_.kind.name != "ARRAY",
+            node_hooks=has_member(ops_type, "node_init"),
+        )
+    ]
+    ops_layout = record.ops_layout.value
     errors: list[str] = []
 
     count: int | None
@@ -85,10 +93,10 @@ def read_reserved_mem(prog: Program) -> ReservedMemState:
         errors.append(f"reserved_mem_count unreadable: {e}")
         count = None
 
-    if rm.type_.kind.name == "ARRAY":
+    if record.array is Layout.STATIC_ARRAY:
         max_regions = rm.type_.length or 0
         state = ReservedMemState(
-            layout="static-array",
+            layout=Layout.STATIC_ARRAY.value,
             ops_layout=ops_layout,
             count=count,
             capacity=max_regions,
@@ -131,7 +139,7 @@ def _read_dynamic(
     except LookupError:
         errors.append("reserved_mem_array (the init-time array) not found in the debug info")
     state = ReservedMemState(
-        layout="dynamic-array",
+        layout=Layout.DYNAMIC_ARRAY.value,
         ops_layout=ops_layout,
         count=count,
         capacity=capacity,
@@ -236,7 +244,7 @@ def _read_entries(prog: Program, state: ReservedMemState) -> list[RmemEntry]:
     limit = min(max(n, 0), ENTRY_READ_CAP)
     if state.capacity is not None and 0 <= state.capacity:
         limit = min(limit, state.capacity)
-    if state.layout == "static-array":
+    if state.layout == Layout.STATIC_ARRAY:
         limit = min(limit, state.max_regions)
     if not state.array_address:
         return []

@@ -24,6 +24,7 @@ from drgn import FaultError, Program
 
 from rmem_inspect import __version__
 from rmem_inspect.errors import InputError
+from rmem_inspect.kernel.layouts import Layout
 from rmem_inspect.model import KernelInfo, LinearMapCheck, Snapshot
 
 __all__ = ["inspect"]
@@ -238,7 +239,7 @@ def excluded_pages(prog: Program, snap: Snapshot) -> str | None:
         except (LookupError, ValueError):
             continue
     rm = snap.reserved_mem
-    if rm is not None and rm.layout == "dynamic-array" and rm.capacity:
+    if rm is not None and rm.layout == Layout.DYNAMIC_ARRAY and rm.capacity:
         wanted.append(("the reserved_mem array", rm.array_address, rm.capacity * rm.entry_size))
     try:
         mb = prog["memblock"]

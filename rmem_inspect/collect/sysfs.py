@@ -51,6 +51,7 @@ from rmem_inspect.formats.devicetree import RawNode, decode_tree
 from rmem_inspect.formats.fdt import FdtError, parse_fdt
 from rmem_inspect.kernel import messages
 from rmem_inspect.kernel.constants import MAX_RESERVED_REGIONS, MemblockFlags
+from rmem_inspect.kernel.layouts import Layout, OpsLayout
 from rmem_inspect.model import (
     DtInfo,
     DtRegion,
@@ -295,7 +296,7 @@ def reconstruct_reserved_mem(
         entries.append(RmemEntry(index=len(entries), address=0, name=name, base=base, size=size))
 
     errors: list[str] = []
-    if layout == "dynamic-array":
+    if layout == Layout.DYNAMIC_ARRAY:
         for t in texts:
             m = _REGION_LINE.search(t)
             if m:
@@ -350,7 +351,7 @@ def _log_state(
     """A reserved_mem rebuilt from the kernel log (``ops_layout="log"``, no addresses)."""
     return ReservedMemState(
         layout=layout,
-        ops_layout="log",
+        ops_layout=OpsLayout.LOG.value,
         count=len(entries),
         capacity=capacity,
         max_regions=max_regions,
@@ -425,9 +426,9 @@ def read_sysfs(keep_all_log: bool = False) -> Snapshot:
     syms = _kallsyms()
     layout = None
     if syms is not None and any(s in syms for s in _DYNAMIC_SYMS):
-        layout = "dynamic-array"
+        layout = Layout.DYNAMIC_ARRAY.value
     elif syms is not None and any(s in syms for s in _RMEM_SYMS):
-        layout = "static-array"
+        layout = Layout.STATIC_ARRAY.value
     if dt is None or log is None:
         missing["reserved_mem"] = "no debug info, and no devicetree or kernel log to rebuild it"
     elif not complete:

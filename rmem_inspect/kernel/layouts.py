@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import enum
 import re
+from dataclasses import dataclass
 
 __all__ = [
     "KERNEL_LAYOUT_HELP",
     "LAYOUTS",
     "LAYOUT_ALIASES",
+    "LAYOUT_RECORDS",
     "Layout",
+    "LayoutRecord",
     "OpsLayout",
+    "detect_layout",
     "kernel_layout",
 ]
 
@@ -40,8 +44,101 @@ class Layout(enum.StrEnum):
     NODE_OPS = "node-ops"
 
 
+class OpsLayout(enum.StrEnum):
+    """What ``ReservedMemState.ops_layout`` says about ``struct reserved_mem_ops``."""
+
+    #: ``device_init``/``device_release`` only (up to 7.0).
+    DEVICE = "device"
+    #: With the node_validate/node_fixup/node_init hooks (7.1+).
+    NODE = "node"
+    #: Not read: reserved_mem rebuilt from the kernel log (the sysfs/debugfs source).
+    LOG = "log"
+
+
 #: The three reserved_mem layouts, oldest first.
 LAYOUTS = tuple(Layout)
+
+
+@dataclass(frozen=True)
+class LayoutRecord:
+    """One generation: when it began, what tells it apart in a kernel, and what the
+    snapshot records for it."""
+
+    layout: Layout
+    #: First kernel version (X, Y) with it.
+    since: tuple[int, int]
+    #: The change that introduced it.
+    introduced_by: str
+    #: What identifies it in the debug info, BTF or kallsyms (:func:`detect_layout`).
+    evidence: str
+    #: ``ReservedMemState.layout`` of a kernel of it: the array's shape.
+    array: Layout
+    #: ``ReservedMemState.ops_layout``: the shape of struct reserved_mem_ops.
+    ops_layout: OpsLayout
+    #: Whether struct reserved_mem has ``fdt_node``.
+    has_fdt_node: bool
+    #: Rules of later kernels in the same generation that the checks and preflight know.
+    notes: tuple[str, ...] = ()
+
+
+#: Every generation, oldest first.
+LAYOUT_RECORDS: dict[Layout, LayoutRecord] = {
+    r.layout: r
+    for r in (
+        LayoutRecord(
+            Layout.STATIC_ARRAY,
+            (3, 15),
+            "drivers/of/of_reserved_mem.c (v3.15): struct reserved_mem "
+            "reserved_mem[MAX_RESERVED_REGIONS]",
+            "reserved_mem is an array; no reserved_mem_array symbol",
+            Layout.STATIC_ARRAY,
+            OpsLayout.DEVICE,
+            True,
+        ),
+        LayoutRecord(
+            Layout.DYNAMIC_ARRAY,
+            (6, 12),
+            'commit 00c9a452a235 "of: reserved_mem: Add code to dynamically allocate '
+            'reserved_mem array"',
+            "reserved_mem is a pointer and reserved_mem_array (the init-time array) exists",
+            Layout.DYNAMIC_ARRAY,
+            OpsLayout.DEVICE,
+            True,
+        ),
+        LayoutRecord(
+            Layout.NODE_OPS,
+            (7, 1),
+            "the 7.1 devicetree pull: RESERVEDMEM_OF_DECLARE takes a reserved_mem_ops with "
+            "node_validate/node_fixup/node_init; fdt_node dropped from struct reserved_mem",
+            "the dynamic array's evidence, and struct reserved_mem_ops has node_init",
+            Layout.DYNAMIC_ARRAY,
+            OpsLayout.NODE,
+            False,
+            (
+                "7.2: with no valid entry total_reserved_mem_cnt is 0 and no array is "
+                "allocated, so count 0 with reserved_mem still at the init array is "
+                "legitimate (on 6.12-7.1 the same state after a failed allocation is a "
+                "latent use-after-free)",
+                "7.2: a failed alloc_reserved_mem_array() sets reserved_mem_count to 0",
+                "7.2: only the first <base size> of a multi-entry reg is used",
+            ),
+        ),
+    )
+}
+
+
+def detect_layout(*, dynamic_array: bool, node_hooks: bool) -> Layout:
+    """
+    The generation of a kernel from what its debug info, BTF or kallsyms show: a
+    pointer ``reserved_mem`` with ``reserved_mem_array`` beside it is the dynamic
+    array (commit 00c9a452a235, 6.12); ``node_init`` in struct reserved_mem_ops is
+    7.1's node hooks. Each collector finds the two facts its own way; the rule is here.
+    """
+    if not dynamic_array:
+        return Layout.STATIC_ARRAY
+    return Layout.NODE_OPS if node_hooks else Layout.DYNAMIC_ARRAY
+
+
 #: Kernel series names that stand for a layout (the factory's series).
 LAYOUT_ALIASES = {
     "6.1": Layout.STATIC_ARRAY,
@@ -77,21 +174,8 @@ def kernel_layout(name: str) -> Layout | None:
     if m is None:
         return None
     version = (int(m.group(1)), int(m.group(2)))
-    if version < (3, 15):
-        return None
-    if version <= (6, 11):
-        return Layout.STATIC_ARRAY
-    if version <= (7, 0):
-        return Layout.DYNAMIC_ARRAY
-    return Layout.NODE_OPS
-
-
-class OpsLayout(enum.StrEnum):
-    """What ``ReservedMemState.ops_layout`` says about ``struct reserved_mem_ops``."""
-
-    #: ``device_init``/``device_release`` only (up to 7.0).
-    DEVICE = "device"
-    #: With the node_validate/node_fixup/node_init hooks (7.1+).
-    NODE = "node"
-    #: Not read: reserved_mem rebuilt from the kernel log (the sysfs/debugfs source).
-    LOG = "log"
+    found = None
+    for record in LAYOUT_RECORDS.values():  # oldest first: the last that began by then
+        if record.since <= version:
+            found = record.layout
+    return found

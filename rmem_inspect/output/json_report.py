@@ -18,6 +18,7 @@ from typing import Any
 from rmem_inspect import __version__
 from rmem_inspect.causes import root_causes
 from rmem_inspect.checks import Report
+from rmem_inspect.kernel.layouts import Layout
 
 __all__ = ["JSON_SCHEMA", "render_json", "report_json"]
 
@@ -40,7 +41,7 @@ def report_json(
         "count": rm.count if rm else None,
         "max_regions": rm.max_regions if rm else None,
     }
-    if rm is not None and rm.layout == "dynamic-array":
+    if rm is not None and rm.layout == Layout.DYNAMIC_ARRAY:
         kernel["dynamic_array"] = {
             "address": rm.array_address,
             "phys": rm.array_phys,

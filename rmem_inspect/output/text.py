@@ -17,6 +17,7 @@ from typing import Any
 
 from rmem_inspect.causes import Cause, root_causes
 from rmem_inspect.checks import Finding, Report
+from rmem_inspect.kernel.layouts import Layout
 from rmem_inspect.ranges import RangeSet, fmt_range, human_size
 
 __all__ = ["render_text", "tabulate"]
@@ -114,7 +115,7 @@ def _header(report: Report) -> list[tuple[str, str]]:
         (
             "reserved_mem",
             f"{rm.layout}, {rm.count} of {rm.capacity} entries used"
-            + (f" (fixed {rm.max_regions})" if rm.layout == "static-array" else "")
+            + (f" (fixed {rm.max_regions})" if rm.layout == Layout.STATIC_ARRAY else "")
             + f", ops: {rm.ops_layout}",
         )
     )
