@@ -17,6 +17,8 @@ recognises
   names what it cannot read);
 - a running QEMU guest through its QMP socket (``--qemu``);
 - a drgn :class:`~drgn.Program` already open (the drgn script and plugin);
+- board packs made by ``rmem-inspect collect-script`` on a board without
+  Python or drgn (``--board-pack``, :mod:`rmem_inspect.collect.board_pack`);
 - the running kernel, falling back to sysfs, debugfs and the kernel log
   (:mod:`rmem_inspect.collect.sysfs`) when drgn has neither a vmlinux nor the
   kernel's kallsyms and BTF, or with ``--no-debug-info``.
@@ -132,7 +134,8 @@ def require_kernel(prog: Program) -> None:
 
 @dataclass(frozen=True)
 class Source:
-    """What to read. The first of ``program``, ``snapshot``, ``file`` and ``dtb`` that is
+    """What to read. The first of ``program``, ``snapshot``, ``board_pack``, ``file`` and
+    ``dtb`` that is
     set wins; without any, ``qemu``, ``vmcore`` or the running kernel."""
 
     #: A drgn program already open on a kernel (the drgn script and plugin).
@@ -160,6 +163,8 @@ class Source:
     sysfs_fallback: bool = True
     #: Walk the page tables over no-map regions.
     linear_map: bool = True
+    #: Board packs (``collect-script`` archives) of one boot, comma-separated.
+    board_pack: str | None = None
 
 
 @dataclass
@@ -258,6 +263,11 @@ def open_input(src: Source, *, on_program: Callable[[Program], None] | None = No
         return _inspect(src.program, program_source(src.program), src.linear_map)
     if src.snapshot:
         return Input(snapshot=load_snapshot(src.snapshot))
+    if src.board_pack:
+        from rmem_inspect.collect.board_pack import read_board_packs
+
+        paths = [p for p in src.board_pack.split(",") if p]
+        return Input(snapshot=read_board_packs(paths))
     if src.file:
         return _open_file(src, src.file, on_program)
     if src.dtb:

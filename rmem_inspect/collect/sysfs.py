@@ -46,26 +46,27 @@ import subprocess
 from pathlib import Path
 
 from rmem_inspect import __version__
+from rmem_inspect.collect.log_rmem import reconstruct_reserved_mem
 from rmem_inspect.errors import InputError
 from rmem_inspect.formats.devicetree import RawNode, decode_tree
 from rmem_inspect.formats.fdt import FdtError, parse_fdt
-from rmem_inspect.kernel import messages
 from rmem_inspect.kernel.constants import MAX_RESERVED_REGIONS, MemblockFlags
-from rmem_inspect.kernel.layouts import Layout, OpsLayout
+from rmem_inspect.kernel.layouts import Layout
 from rmem_inspect.model import (
-    DtInfo,
-    DtRegion,
     KernelInfo,
     LogLine,
     MemblockRegion,
     MemblockState,
-    ReservedMemState,
-    RmemEntry,
     Snapshot,
 )
 
 __all__ = [
     "MAX_RESERVED_REGIONS",
+    "finish_snapshot",
+    "kallsyms_names",
+    "kernel_info",
+    "memblock_state",
+    "parse_dmesg",
     "parse_iomem_nomap",
     "parse_kmsg",
     "parse_memblock",
@@ -81,12 +82,7 @@ DEBUGFS = "/sys/kernel/debug"
 _MEMBLOCK_LINE = re.compile(
     r"^\s*(\d+): (0x[0-9a-fA-F]+)\.\.(0x[0-9a-fA-F]+)(?:\s+(\d+|x))?(?:\s+(\S+))?\s*$"
 )
-# The kernel log lines read here: rmem_inspect/kernel/messages.py.
-_REGION_LINE = messages.REGION_LINE
-_MATCH_FAIL = messages.MATCH_FAIL_LINE
-_NOT_ENOUGH = messages.NOT_ENOUGH
-_ALLOC_FAIL = messages.ALLOC_FAILED
-_ARRAY_FAIL = messages.ARRAY_ALLOC_FAILED
+_DMESG_LINE = re.compile(r"^\[\s*(\d+\.\d+)\] (.*)$")
 _DYNAMIC_SYMS = ("fdt_scan_reserved_mem_reg_nodes", "fdt_scan_reserved_mem_late")
 _RMEM_SYMS = ("fdt_scan_reserved_mem", "of_reserved_mem_lookup", "fdt_init_reserved_mem")
 
@@ -171,31 +167,47 @@ def _read_memblock(missing: dict[str, str]) -> MemblockState | None:
             missing["memblock"] = f"{d} not available: {why}"
             return None
     try:
-        memory = parse_memblock((d / "memory").read_text())
-        reserved = parse_memblock((d / "reserved").read_text())
+        memory, reserved = (d / "memory").read_text(), (d / "reserved").read_text()
     except OSError as e:
         missing["memblock"] = f"{d}: {e.strerror}"
         return None
-    note = f"read from {d}"
-    flags_printed = any(
-        _MEMBLOCK_LINE.match(line) and _MEMBLOCK_LINE.match(line).group(5)  # type: ignore[union-attr]
-        for line in (d / "memory").read_text().splitlines()[:1]
-    )
-    if not flags_printed:
-        try:
-            nomap = parse_iomem_nomap(Path("/proc/iomem").read_text())
-        except OSError as e:
-            missing["memblock flags"] = f"debugfs prints no flags and /proc/iomem: {e.strerror}"
+    try:
+        iomem: str | None = Path("/proc/iomem").read_text()
+    except OSError as e:
+        iomem, iomem_error = None, e.strerror or "unreadable"
+    else:
+        iomem_error = ""
+    return memblock_state(memory, reserved, iomem, str(d), missing, iomem_error)
+
+
+def memblock_state(
+    memory: str,
+    reserved: str,
+    iomem: str | None,
+    where: str,
+    missing: dict[str, str],
+    iomem_error: str = "not read",
+) -> MemblockState:
+    """memblock from the text of debugfs' ``memory`` and ``reserved`` files read at
+    ``where``; NOMAP from /proc/iomem (``iomem``) when this kernel prints no flags."""
+    mem = parse_memblock(memory)
+    note = f"read from {where}"
+    first = _MEMBLOCK_LINE.match(memory.splitlines()[0]) if memory.strip() else None
+    if not (first and first.group(5)):
+        if iomem is None:
+            missing["memblock flags"] = f"debugfs prints no flags and /proc/iomem: {iomem_error}"
             nomap = []
-        for r in memory:
+        else:
+            nomap = parse_iomem_nomap(iomem)
+        for r in mem:
             if any(b <= r.base and r.base + r.size <= b + s for b, s in nomap):
                 r.flags = MEMBLOCK_NOMAP
                 r.flag_names = ["NOMAP"]
         note += "; this kernel's debugfs prints no flags: NOMAP taken from /proc/iomem"
     return MemblockState(
         available=True,
-        memory=memory,
-        reserved=reserved,
+        memory=mem,
+        reserved=parse_memblock(reserved),
         flag_values={"MEMBLOCK_NOMAP": MEMBLOCK_NOMAP},
         note=note,
     )
@@ -261,8 +273,20 @@ def _read_log(missing: dict[str, str]) -> tuple[list[LogLine] | None, bool]:
     if p.returncode != 0:
         missing["log"] = f"/dev/kmsg: {kmsg_error}; dmesg: {p.stderr.strip()}"
         return None, False
-    lines = [LogLine(text=re.sub(r"^\[\s*[\d.]+\] ", "", t)) for t in p.stdout.splitlines()]
-    complete = bool(lines) and bool(re.match(r"^\[\s*0\.000000\]", p.stdout))
+    return parse_dmesg(p.stdout)
+
+
+def parse_dmesg(text: str) -> tuple[list[LogLine], bool]:
+    """LogLines of ``dmesg`` output (``[seconds] text``, the timestamp kept when printed),
+    and whether the log still starts at boot (its first line at 0.000000)."""
+    lines = []
+    for t in text.splitlines():
+        m = _DMESG_LINE.match(t)
+        if m:
+            lines.append(LogLine(text=m.group(2), timestamp=float(m.group(1))))
+        else:
+            lines.append(LogLine(text=t))
+    complete = bool(lines) and bool(re.match(r"^\[\s*0\.000000\]", text))
     return lines, complete
 
 
@@ -272,123 +296,47 @@ def _read_log(missing: dict[str, str]) -> tuple[list[LogLine] | None, bool]:
 
 def _kallsyms() -> set[str] | None:
     try:
-        text = Path("/proc/kallsyms").read_text()
+        return kallsyms_names(Path("/proc/kallsyms").read_text())
     except OSError:
         return None
+
+
+def kallsyms_names(text: str) -> set[str]:
+    """The symbol names of /proc/kallsyms text (``address type name [module]`` lines)."""
     return {f[2] for f in (line.split() for line in text.splitlines()) if len(f) >= 3}
-
-
-def _saved_nodes(dt: DtInfo) -> list[DtRegion]:
-    """Nodes the kernel saves into reserved_mem, in scan order: okay ones with a
-    valid ``reg``, or without reg but with ``size``."""
-    return [r for r in dt.regions if r.available and not r.invalid and r.kind != "invalid"]
-
-
-def reconstruct_reserved_mem(
-    dt: DtInfo, log: list[LogLine], layout: str
-) -> tuple[ReservedMemState, str]:
-    """``reserved_mem`` as the kernel log establishes it, and how it was derived."""
-    texts = [line.text for line in log]
-    by_name = {r.name: r for r in dt.regions}
-    entries: list[RmemEntry] = []
-
-    def entry(name: str, base: int, size: int) -> None:
-        entries.append(RmemEntry(index=len(entries), address=0, name=name, base=base, size=size))
-
-    errors: list[str] = []
-    if layout == Layout.DYNAMIC_ARRAY:
-        for t in texts:
-            m = _REGION_LINE.search(t)
-            if m:
-                base, last = int(m.group(1), 16), int(m.group(2), 16)
-                entry(m.group(6), base, last - base + 1)
-                continue
-            m = _MATCH_FAIL.search(t)
-            if m:
-                r = by_name.get(m.group(1))
-                if r is not None and r.reg:
-                    entry(r.name, *r.reg[0])
-                else:
-                    entry(m.group(1), 0, r.size or 0 if r else 0)
-        how = (
-            f"{len(entries)} regions from the kernel's per-region 'OF: reserved mem: "
-            "<base>..<end> (<n> KiB) ...' and 'compatible matching fail' log lines"
-        )
-        if any(_ARRAY_FAIL.search(t) for t in texts):
-            entries.clear()
-            how += "; the log says the array allocation failed, so none is tracked"
-        return _log_state(layout, entries, None, MAX_RESERVED_REGIONS, errors), how
-    saved = _saved_nodes(dt)
-    dropped = sum(1 for t in texts if _NOT_ENOUGH.search(t))
-    capacity = len(saved) - dropped if dropped else MAX_RESERVED_REGIONS
-    failed = {m.group(1) for t in texts if (m := _ALLOC_FAIL.search(t))}
-    for r in saved[:capacity]:
-        if r.reg:
-            entry(r.name, *r.reg[0])
-        else:
-            # The allocation is logged with pr_debug only: placement unknown (base 0).
-            entry(r.name, 0, 0 if r.name in failed else (r.size or 0))
-    how = (
-        f"the first {len(entries)} of {len(saved)} saved nodes in devicetree order: the "
-        f"static array holds {capacity} entries"
-        + (
-            f" (the log has {dropped} 'not enough space for all defined regions.' lines)"
-            if dropped
-            else " (MAX_RESERVED_REGIONS; no 'not enough space' line in the log)"
-        )
-        + "; dynamic placements are not logged"
-    )
-    return _log_state(layout, entries, capacity, capacity, errors), how
-
-
-def _log_state(
-    layout: str,
-    entries: list[RmemEntry],
-    capacity: int | None,
-    max_regions: int,
-    errors: list[str],
-) -> ReservedMemState:
-    """A reserved_mem rebuilt from the kernel log (``ops_layout="log"``, no addresses)."""
-    return ReservedMemState(
-        layout=layout,
-        ops_layout=OpsLayout.LOG.value,
-        count=len(entries),
-        capacity=capacity,
-        max_regions=max_regions,
-        array_address=0,
-        entry_size=0,
-        entries=entries,
-        errors=errors,
-    )
 
 
 # --------------------------------------------------------------------------
 
 
+def kernel_info(
+    release: str, machine: str, page_size: int, notes: bytes | None, cmdline: str | None
+) -> KernelInfo:
+    """KernelInfo from ``uname -r``/``-m``, the page size, /sys/kernel/notes (the
+    build-id) and /proc/cmdline."""
+    from rmem_inspect.formats.elf import NT_GNU_BUILD_ID, parse_notes
+
+    arch = {"aarch64": "arm64", "x86_64": "x86_64", "ppc64le": "ppc64", "s390x": "s390x",
+            "riscv64": "riscv64"}.get(machine, machine)  # fmt: skip
+    build_id = None
+    for name, ntype, desc in parse_notes(notes or b"", little=True):
+        if name == "GNU" and ntype == NT_GNU_BUILD_ID:
+            build_id = desc.hex()
+    return KernelInfo(release=release, arch=arch, page_size=page_size, build_id=build_id,
+                      cmdline=None if cmdline is None else cmdline.strip())  # fmt: skip
+
+
 def _kernel_info() -> KernelInfo:
     u = os.uname()
-    arch = {"aarch64": "arm64", "x86_64": "x86_64", "ppc64le": "ppc64", "s390x": "s390x",
-            "riscv64": "riscv64"}.get(u.machine, u.machine)  # fmt: skip
-    build_id = None
     try:
-        from rmem_inspect.formats.elf import NT_GNU_BUILD_ID, parse_notes
-
-        for name, ntype, desc in parse_notes(Path("/sys/kernel/notes").read_bytes(), little=True):
-            if name == "GNU" and ntype == NT_GNU_BUILD_ID:
-                build_id = desc.hex()
+        notes: bytes | None = Path("/sys/kernel/notes").read_bytes()
     except OSError:
-        pass
+        notes = None
     try:
-        cmdline: str | None = Path("/proc/cmdline").read_text().strip()
+        cmdline: str | None = Path("/proc/cmdline").read_text()
     except OSError:
         cmdline = None
-    return KernelInfo(
-        release=u.release,
-        arch=arch,
-        page_size=os.sysconf("SC_PAGE_SIZE"),
-        build_id=build_id,
-        cmdline=cmdline,
-    )
+    return kernel_info(u.release, u.machine, os.sysconf("SC_PAGE_SIZE"), notes, cmdline)
 
 
 def read_sysfs(keep_all_log: bool = False) -> Snapshot:
@@ -397,7 +345,6 @@ def read_sysfs(keep_all_log: bool = False) -> Snapshot:
         raise InputError(
             "the fallback reads debugfs, /proc/iomem and /dev/kmsg and needs root: run with sudo"
         )
-    from rmem_inspect.collect.kmsg import is_relevant
 
     snap = Snapshot(kernel=_kernel_info(), source={"kind": "sysfs"}, tool_version=__version__)
     missing = snap.missing
@@ -420,10 +367,25 @@ def read_sysfs(keep_all_log: bool = False) -> Snapshot:
         missing["of_root"] = f"{base} not found (no devicetree)"
     snap.memblock = _read_memblock(missing)
     log, complete = _read_log(missing)
+    return finish_snapshot(snap, log, complete, _kallsyms(), keep_all_log)
+
+
+def finish_snapshot(
+    snap: Snapshot,
+    log: list[LogLine] | None,
+    complete: bool,
+    syms: set[str] | None,
+    keep_all_log: bool = False,
+) -> Snapshot:
+    """Complete a fallback snapshot whose ``fdt``, ``dt`` and ``memblock`` are read: the
+    log (``complete``: it starts at boot), ``reserved_mem`` rebuilt from it with the layout
+    ``syms`` (kallsyms names) show, and the sources only debug info gives listed missing."""
+    from rmem_inspect.collect.kmsg import is_relevant
+
+    missing = snap.missing
     if log is not None:
         snap.log = log if keep_all_log else [x for x in log if is_relevant(x.text)]
     dt = snap.fdt or snap.dt
-    syms = _kallsyms()
     layout = None
     if syms is not None and any(s in syms for s in _DYNAMIC_SYMS):
         layout = Layout.DYNAMIC_ARRAY.value

@@ -19,14 +19,14 @@ import sys
 from collections.abc import Callable
 
 from rmem_inspect import __version__
-from rmem_inspect.commands import batch, diff, preflight, report, snapshot, trace
+from rmem_inspect.commands import batch, collect_script, diff, preflight, report, snapshot, trace
 from rmem_inspect.commands import map as map_
 from rmem_inspect.errors import InputError
 
 __all__ = ["EXAMPLES", "MODULES", "build_parser", "guarded", "main"]
 
 #: The subcommands' modules, in the order ``--help`` lists them.
-MODULES = (report, snapshot, preflight, diff, map_, batch, trace)
+MODULES = (report, snapshot, preflight, diff, map_, batch, trace, collect_script)
 
 EXAMPLES = """examples:
   rmem-inspect report --vmcore vmcore --vmlinux vmlinux     # full report on a dump
@@ -36,6 +36,8 @@ EXAMPLES = """examples:
   rmem-inspect snapshot --vmcore vmcore -o board.json        # save what was read
   rmem-inspect check --snapshot board.json                   # re-run the checks offline
   rmem-inspect trace                                         # eBPF tracing of carveout users
+  rmem-inspect collect-script > collect.sh                   # for boards without Python/drgn
+  rmem-inspect report --board-pack pack.tar                  # what that script packed
 
 exit status: 0 no warning or error, 1 findings at warning or above, 2 bad input.
 The vmlinux is found by build-id in /usr/lib/debug and Debian -dbg layouts when

@@ -34,13 +34,18 @@ def add_evidence_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_source_options(p: argparse.ArgumentParser) -> None:
-    """``--vmcore``, ``--vmlinux``, ``--live``, ``--snapshot``, ``--qemu``,
+    """``--vmcore``, ``--vmlinux``, ``--live``, ``--snapshot``, ``--board-pack``, ``--qemu``,
     ``--no-debug-info``, ``--types``, ``--no-linear-map`` (and the hidden ``--debug``)."""
     g = p.add_argument_group("what to inspect (default: the running kernel)")
     g.add_argument("--vmcore", "-c", metavar="FILE", help="ELF or kdump crash dump")
     g.add_argument("--vmlinux", "-s", metavar="FILE", help="vmlinux with debug info")
     g.add_argument("--live", action="store_true", help="the running kernel via /proc/kcore")
     g.add_argument("--snapshot", metavar="FILE", help="a JSON snapshot written by 'snapshot'")
+    g.add_argument(
+        "--board-pack",
+        metavar="PACK[,PACK]",
+        help="archives made on a board by the 'collect-script' script (no Python or drgn there)",
+    )
     g.add_argument(
         "--qemu", metavar="SOCKET", help="a running QEMU guest through its QMP socket (drgn 0.3.0+)"
     )
@@ -71,6 +76,7 @@ def source_from_args(args: argparse.Namespace) -> Source:
 
     return Source(
         snapshot=args.snapshot,
+        board_pack=args.board_pack,
         vmcore=args.vmcore,
         qemu=args.qemu,
         vmlinux=args.vmlinux,
