@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""
+Board packs from real arm64 guests (Debian 6.1, 6.12, 7.3): the collector of
+``rmem-inspect collect-script`` runs at boot under busybox ``sh``, its archive
+leaves on a virtio disk, and on the host ``report --board-pack`` gives the
+same report as the sysfs fallback (``report --live --no-debug-info``) run in
+that same boot. Boards that lack things (no BTF, kptr_restrict=2 that cannot be
+lowered, no debugfs on a busybox-only board without Python) get a pack that says
+what it lacked and a report that lists the checks skipped and why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+
+from rmem_inspect.formats.pack import parse_pack
+from tests.live.board_guest import BoardRun, host, run_board_guest
+
+pytestmark = pytest.mark.live
+
+SERIES = tuple(os.environ.get("RMEM_LIVE_SERIES", "6.1,6.12,7.x").split(","))
+SCENARIO = "overflow"
+#: What differs by design between two inputs of the same boot: where it was read and
+#: by which tool invocation.
+PER_INPUT = ("source", "tool")
+
+_RUNS: dict[tuple[str, str], BoardRun] = {}
+
+
+def board(series: str, kind: str) -> BoardRun:
+    key = (series, kind)
+    if key not in _RUNS:
+        _RUNS[key] = run_board_guest(series, SCENARIO, kind)
+    return _RUNS[key]
+
+
+def pack_report(run: BoardRun, slot: int) -> dict[str, Any]:
+    assert slot in run.packs, run.console[-3000:]
+    rc, err = run.status[slot]
+    assert rc == 0, err
+    r = host("report", "--board-pack", str(run.packs[slot]), "--format", "json")
+    assert r.returncode in (0, 1), r.stderr
+    out: dict[str, Any] = json.loads(r.stdout)
+    return out
+
+
+def missing(run: BoardRun, slot: int) -> dict[str, str]:
+    text = parse_pack(run.packs[slot].read_bytes()).text("rmem/missing") or ""
+    return dict(line.split("\t", 1) for line in text.splitlines())
+
+
+def same_boot(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in a.items() if k not in PER_INPUT and b.get(k) != v}
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_pack_equals_fallback_of_same_boot(series: str) -> None:
+    run = board(series, "python")
+    assert run.after[0] == {"debugfs": "0", "kptr": "1", "staged": "0"}, run.after
+    assert run.fallback is not None, run.console[-3000:]
+    live = json.loads(run.fallback)
+    assert live["source"]["kind"] == "sysfs"
+    pack = pack_report(run, 0)
+    assert pack["source"]["kind"] == "board-pack"
+    assert pack["kernel"]["release"] == run.release
+    # Everything but where it was read from: kernel summary, regions, findings with their
+    # messages and evidence, causes, skipped checks.
+    assert same_boot(pack, live) == {}
+    assert pack["regions"] and pack["findings"]
+    # the board exposed every source this pack format carries, /proc/kcore included
+    assert missing(run, 0) == {}
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_pack_without_btf(series: str) -> None:
+    run = board(series, "python")
+    lacked = missing(run, 1)
+    assert list(lacked) == ["/sys/kernel/btf/vmlinux"], lacked
+    report = pack_report(run, 1)
+    assert report["source"]["unreadable"] == lacked
+    # the fallback reads no BTF: the same report as the full pack of this boot
+    assert same_boot(report, pack_report(run, 0)) == {}
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_pack_kptr_restrict_locked(series: str) -> None:
+    """kptr_restrict=2 behind a read-only sysctl: kallsyms has names only, which is all
+    the fallback needs (the layout's functions), and the sysctl is left as it was."""
+    run = board(series, "python")
+    assert run.after[2]["kptr"] == "2"
+    lacked = missing(run, 2)
+    assert set(lacked) == {"/proc/sys/kernel/kptr_restrict", "/proc/kallsyms"}, lacked
+    assert "could not be lowered" in lacked["/proc/sys/kernel/kptr_restrict"]
+    assert "addresses hidden" in lacked["/proc/kallsyms"]
+    names = parse_pack(run.packs[2].read_bytes()).text("proc/kallsyms") or ""
+    assert names and all(line.startswith("0000000000000000 ") for line in names.splitlines())
+    assert same_boot(pack_report(run, 2), pack_report(run, 0)) == {}
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_busybox_board_without_debugfs(series: str) -> None:
+    """Busybox alone (no Python) and ``debugfs=off``: the pack names the failed debugfs
+    mount, the report skips the memblock checks and says so; the rest equals the full
+    pack of the Python guest (same kernel, scenario and KASLR seed)."""
+    run = board(series, "busybox")
+    assert "debugfs=off" in run.append
+    assert run.after[0] == {"debugfs": "0", "kptr": "1", "staged": "0"}, run.after
+    lacked = missing(run, 0)
+    assert set(lacked) == {"/sys/kernel/debug", "/sys/kernel/debug/memblock"}, lacked
+    assert lacked["/sys/kernel/debug"].startswith("mount -t debugfs failed")
+    report = pack_report(run, 0)
+    assert "/sys/kernel/debug" in report["source"]["unreadable"]
+    needs_memblock = {
+        code
+        for codes, source in report["skipped"].items()
+        if source == "memblock"
+        for code in codes.split(", ")
+    }
+    assert "RMEM-UNTRACKED" in needs_memblock
+    full = pack_report(board(series, "python"), 0)
+    assert [r["name"] for r in report["regions"]] == [r["name"] for r in full["regions"]]
+
+    def triples(rep: dict[str, Any]) -> set[tuple[str, str | None, str]]:
+        return {(f["code"], f["region"], f["severity"]) for f in rep["findings"]}
+
+    extra = triples(report) - triples(full)
+    assert {c for c, _r, _s in extra} <= {"RMEM-SOURCE-MISSING"}, extra
+    lost = triples(full) - triples(report)
+    assert {c for c, _r, _s in lost} <= needs_memblock, lost
