@@ -12,8 +12,9 @@ Two kinds of guest:
   boot, then the collector again on a board that lacks things: no BTF (a tmpfs
   over /sys/kernel/btf) and kptr_restrict=2 that cannot be lowered (a read-only
   bind mount over the sysctl).
-- ``busybox``: busybox alone (no Python), booted with ``debugfs=off`` as on
-  boards built without debugfs.
+- ``busybox``: no Python, booted with ``debugfs=off`` as on boards built without
+  debugfs: busybox ``sh`` runs the collector, then Android's shell and commands
+  (trixie's mksh with toybox's applets alone on PATH) run it again.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from pathlib import Path
 
 from rmem_inspect.board_script import collect_script
 from vmcores.build import Guest, compile_scenario, qemu_version, virt_dts
-from vmcores.debian import SERIES, fetch_busybox, fetch_kernel
-from vmcores.guest_userland import build_userland, kernel_modules, pack_initramfs
+from vmcores.debian import SERIES, PrivateApt, fetch_busybox, fetch_kernel, host_mirror
+from vmcores.guest_userland import build_userland, kernel_modules, merge_usr, pack_initramfs
 from vmcores.manifest import default_cache
 from vmcores.scenarios import SCENARIOS
 
@@ -94,9 +95,21 @@ echo RMEM-BOARD-READY
 while true; do sleep 3600; done
 """
 
-BUSYBOX_INIT = _PROLOGUE + r"""echo RMEM-BOARD-READY
+BUSYBOX_INIT = (
+    _PROLOGUE
+    + r"""# Android's shell and commands: mksh runs the script with toybox's applets alone on PATH.
+mkdir -p /tmp/tb
+for a in $(/usr/bin/toybox); do ln -s /usr/bin/toybox /tmp/tb/$a; done
+mksh=/usr/lib/aarch64-linux-musl/bin/mksh
+[ -x $mksh ] || mksh=/usr/bin/mksh
+PATH=/tmp/tb $mksh /opt/collect.sh >/tmp/p1.tar 2>/tmp/p1.err
+rc=$?
+after 1
+slot 1 $rc
+echo RMEM-BOARD-READY
 while true; do sleep 3600; done
 """
+)
 
 
 @dataclass
@@ -124,6 +137,22 @@ _AFTER = re.compile(r"^RMEM-AFTER (\d+) (.*)$", re.M)
 _FALLBACK = re.compile(r"^RMEM-FALLBACK rc=\d+\n(.*?)^RMEM-FALLBACK-END$", re.M | re.S)
 
 
+#: What an Android board's shell and commands need: mksh, toybox and their libraries.
+ANDROID_PACKAGES = ("mksh", "toybox", "libc6", "libcrypt1", "libgcc-s1")
+
+
+def _android_root(cache: Path, work: Path) -> Path:
+    """trixie arm64 mksh and toybox with the C library, unpacked (no Python)."""
+    apt = PrivateApt(cache / "apt", "trixie", host_mirror())
+    root = work / "android-root"
+    for p in apt.download(ANDROID_PACKAGES, cache / "debs"):
+        subprocess.run(["dpkg-deb", "-x", p.file, str(root)], check=True)
+    merge_usr(root)
+    for d in ("usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/lintian"):
+        shutil.rmtree(root / d, ignore_errors=True)
+    return root
+
+
 def run_board_guest(series: str, scenario: str, kind: str) -> BoardRun:
     """Boot ``scenario`` on ``series`` with the ``python`` or ``busybox`` userland and
     collect its packs."""
@@ -138,8 +167,7 @@ def run_board_guest(series: str, scenario: str, kind: str) -> BoardRun:
         root, _ = build_userland(cache, quiet)
         init = PYTHON_INIT
     else:
-        root = work / "empty-root"
-        root.mkdir()
+        root = _android_root(cache, work)
         init = BUSYBOX_INIT
     initrd = pack_initramfs(
         f"board-{kind}",

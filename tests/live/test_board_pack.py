@@ -131,3 +131,15 @@ def test_busybox_board_without_debugfs(series: str) -> None:
     assert {c for c, _r, _s in extra} <= {"RMEM-SOURCE-MISSING"}, extra
     lost = triples(full) - triples(report)
     assert {c for c, _r, _s in lost} <= needs_memblock, lost
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_android_shell_and_toybox(series: str) -> None:
+    """The same script under mksh (Android's /system/bin/sh) with only toybox's commands
+    on PATH, in the same boot: the same sources read, the same report."""
+    run = board(series, "busybox")
+    assert run.after[1] == {"debugfs": "0", "kptr": "1", "staged": "0"}, run.after
+    assert missing(run, 1) == missing(run, 0)
+    names = [set(parse_pack(run.packs[i].read_bytes()).files) for i in (0, 1)]
+    assert names[0] == names[1]
+    assert same_boot(pack_report(run, 1), pack_report(run, 0)) == {}
