@@ -61,7 +61,7 @@ kptr=
 # shellcheck disable=SC2317  # called from the traps below
 cleanup() {
     if [ -n "$kptr" ]; then
-        printf '%s\n' "$kptr" >/proc/sys/kernel/kptr_restrict 2>/dev/null
+        { printf '%s\n' "$kptr" >/proc/sys/kernel/kptr_restrict; } 2>/dev/null
         kptr=
     fi
     if [ -n "$debugfs" ]; then
@@ -193,7 +193,7 @@ fi
 k=/proc/sys/kernel/kptr_restrict
 old=$(cat "$k" 2>/dev/null)
 if [ -n "$old" ] && [ "$old" != 0 ]; then
-    if printf '0\n' >"$k" 2>"$stage/rmem/err"; then
+    if { printf '0\n' >"$k"; } 2>"$stage/rmem/err"; then
         kptr=$old
     else
         miss "$k" "kptr_restrict=$old could not be lowered: $(why "$stage/rmem/err")"
@@ -201,7 +201,7 @@ if [ -n "$old" ] && [ "$old" != 0 ]; then
 fi
 grab /proc/kallsyms
 if [ -n "$kptr" ]; then
-    printf '%s\n' "$kptr" >"$k" 2>/dev/null
+    { printf '%s\n' "$kptr" >"$k"; } 2>/dev/null
     kptr=
 fi
 if [ -f "$stage/proc/kallsyms" ] && head -n 1 "$stage/proc/kallsyms" | grep -q '^0* '; then

@@ -49,8 +49,17 @@ def pack_report(run: BoardRun, slot: int) -> dict[str, Any]:
 
 
 def missing(run: BoardRun, slot: int) -> dict[str, str]:
-    text = parse_pack(run.packs[slot].read_bytes()).text("rmem/missing") or ""
-    return dict(line.split("\t", 1) for line in text.splitlines())
+    """The pack's rmem/missing, less what this kernel was built without: /sys/kernel/mm/cma
+    exists only with CONFIG_CMA_SYSFS (mm/cma_sysfs.c), whose cma_sysfs_init kallsyms lists
+    (init text included) when it is built in."""
+    pack = parse_pack(run.packs[slot].read_bytes())
+    text = pack.text("rmem/missing") or ""
+    out = dict(line.split("\t", 1) for line in text.splitlines())
+    names = {line.split()[2] for line in (pack.text("proc/kallsyms") or "").splitlines()}
+    assert pack.is_dir("sys/kernel/mm/cma") == ("cma_sysfs_init" in names)
+    if "cma_sysfs_init" not in names:
+        assert out.pop("/sys/kernel/mm/cma").startswith("not present")
+    return out
 
 
 def same_boot(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
