@@ -142,7 +142,7 @@ grabdir() {
 
 uname -r >"$stage/rmem/uname" 2>/dev/null
 uname -m >>"$stage/rmem/uname" 2>/dev/null
-ps=$(grep -m 1 KernelPageSize /proc/self/smaps 2>/dev/null | tr -dc 0-9)
+ps=$(sed -n 's/^KernelPageSize: *\([0-9]*\) kB$/\1/p' /proc/self/smaps 2>/dev/null | head -n 1)
 if [ -n "$ps" ]; then
     printf '%s\n' "$((ps * 1024))" >"$stage/rmem/pagesize"
 else
@@ -182,7 +182,7 @@ if [ -d "$mb" ]; then
 elif [ -n "$debugfs" ] || [ -d /sys/kernel/debug/bdi ]; then
     miss "$mb" "not present (memblock not kept after boot: no CONFIG_ARCH_KEEP_MEMBLOCK)"
 else
-    miss "$mb" "no debugfs"
+    miss "$mb" "no debugfs (no /sys/kernel/debug: CONFIG_DEBUG_FS off, or debugfs=off)"
 fi
 if [ -n "$debugfs" ]; then
     umount "$debugfs" 2>/dev/null
@@ -208,8 +208,16 @@ if [ -f "$stage/proc/kallsyms" ] && head -n 1 "$stage/proc/kallsyms" | grep -q '
     miss /proc/kallsyms "addresses hidden (kptr_restrict=$old): names only"
 fi
 
+# The first 256 KiB of /proc/kcore; toybox as Debian builds it has no dd: head -c then.
+kcore_head() {
+    if command -v dd >/dev/null 2>&1; then
+        dd if=/proc/kcore bs=4096 count=64
+    else
+        head -c 262144 /proc/kcore
+    fi
+}
 if [ -r /proc/kcore ]; then
-    if ! dd if=/proc/kcore of="$stage/proc/kcore.head" bs=4096 count=64 2>"$stage/rmem/err"; then
+    if ! kcore_head >"$stage/proc/kcore.head" 2>"$stage/rmem/err"; then
         miss /proc/kcore "$(why "$stage/rmem/err")"
         rm -f "$stage/proc/kcore.head"
     fi
