@@ -11,7 +11,7 @@ for pair in qemu-system-aarch64:qemu-system-arm qemu-system-riscv64:qemu-system-
             xz:xz-utils zstd:zstd fallocate:util-linux setpriv:util-linux strace:strace \
             dpkg-deb:dpkg git:git make:make aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
             qemu-aarch64:qemu-user debuginfod:debuginfod \
-            shellcheck:shellcheck busybox:busybox mksh:mksh; do
+            shellcheck:shellcheck busybox:busybox mksh:mksh toybox:toybox; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)

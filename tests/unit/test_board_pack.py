@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """
 The board-pack collector on this host: ``rmem-inspect collect-script`` passes
-``shellcheck -s sh``, runs under busybox ``sh`` and mksh (and without tar, with
-busybox's cpio), leaves nothing behind (staging directory, debugfs mount,
-kptr_restrict), and its archive is read back by ``--board-pack``. Hostile
-archives built around that real pack give one line and exit status 2, and the
-reader opens nothing for writing.
+``shellcheck -s sh``, runs under busybox ``sh``, under mksh (alone and with
+toybox's commands alone, as on Android) and without tar (busybox's cpio),
+leaves nothing behind (staging directory, debugfs mount, kptr_restrict), and
+its archive is read back by ``--board-pack``. Hostile archives built around
+that real pack give one line and exit status 2, and the reader opens nothing
+for writing.
 """
 
 from __future__ import annotations
@@ -125,6 +126,23 @@ def test_collect_without_tar_uses_cpio(script: Path, tmp_path: Path) -> None:
     assert data[:6] == b"070701"
     pack = parse_pack(data)
     assert pack.kind == "cpio" and pack.read("proc/version") == Path("/proc/version").read_bytes()
+
+
+def test_collect_with_mksh_and_toybox_alone(script: Path, tmp_path: Path) -> None:
+    """Android's shell (mksh) with toybox's applets alone on PATH (Debian's toybox has
+    neither dd nor tr): the same sources are read as under busybox."""
+    toybox, mksh = _need("toybox"), _need("mksh")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for a in subprocess.run([toybox], capture_output=True, text=True).stdout.split():
+        (bindir / a).symlink_to(toybox)
+    data, _ = _collect([mksh], script, tmp_path, False, env={"PATH": str(bindir)})
+    ref, _ = _collect([_need("busybox"), "sh"], script, tmp_path, False)
+    pack, want = parse_pack(data), parse_pack(ref)
+    assert pack.text("rmem/missing") == want.text("rmem/missing")
+    assert set(pack.files) == set(want.files)
+    for f in ("proc/version", "proc/cmdline", "rmem/uname", "rmem/pagesize"):
+        assert pack.read(f) == want.read(f), f
 
 
 def _cli(*args: str, strace: Path | None = None) -> subprocess.CompletedProcess[str]:
