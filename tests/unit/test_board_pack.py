@@ -84,8 +84,8 @@ def test_shellcheck(script: Path) -> None:
 
 @pytest.mark.parametrize(
     "shell,to_path",
-    [(["busybox", "sh"], False), (["busybox", "sh"], True), (["mksh"], False)],
-    ids=["busybox-stdout", "busybox-path", "mksh"],
+    [(["busybox", "sh"], False), (["busybox", "sh"], True), (["mksh"], False), (["dash"], False)],
+    ids=["busybox-stdout", "busybox-path", "mksh", "dash"],
 )
 def test_collect_on_this_host(
     script: Path, tmp_path: Path, shell: list[str], to_path: bool
