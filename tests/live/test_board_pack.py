@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from rmem_inspect.formats.pack import parse_pack
-from tests.live.board_guest import BoardRun, host, run_board_guest
+from tests.live.board_guest import BoardRun, cleanup, host, run_board_guest
 
 pytestmark = pytest.mark.live
 
@@ -29,6 +30,13 @@ SCENARIO = "overflow"
 PER_INPUT = ("source", "tool")
 
 _RUNS: dict[tuple[str, str], BoardRun] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_work_dirs() -> Iterator[None]:
+    yield
+    for run in _RUNS.values():
+        cleanup(run)
 
 
 def board(series: str, kind: str) -> BoardRun:
