@@ -104,3 +104,60 @@ def test_flipped_bytes(seed: bytes, flips: list[tuple[int, int]]) -> None:
 def test_cut_and_spliced(seed: bytes, cut: int, tail: bytes) -> None:
     _valid(seed[: cut % len(seed)])
     _valid(seed[: cut % len(seed)] + tail)
+
+
+MEMBERS = [
+    "sys/firmware/fdt",
+    "sys/firmware/devicetree/base/reserved-memory/pool@0/reg",
+    "sys/firmware/devicetree/base/reserved-memory/pool@0/size",
+    "sys/firmware/devicetree/base/#address-cells",
+    "sys/kernel/debug/memblock/memory",
+    "sys/kernel/debug/memblock/reserved",
+    "sys/kernel/notes",
+    "proc/iomem",
+    "proc/kallsyms",
+    "proc/cmdline",
+    "rmem/dmesg",
+    "rmem/uname",
+    "rmem/pagesize",
+    "rmem/missing",
+]
+
+
+_HEX = st.integers(0, (1 << 64) - 1).map(lambda v: f"0x{v:016x}")
+#: Lines shaped like the real members' (memblock, iomem, the kernel log, kallsyms), with
+#: random numbers: the parsers get past their first regex.
+_LINE = st.one_of(
+    st.builds(lambda i, a, b: f"{i:4d}: {a}..{b} 0 NONE", st.integers(0, 99), _HEX, _HEX),
+    st.builds(lambda a, b: f"{a[2:]}-{b[2:]} : reserved", _HEX, _HEX),
+    st.builds(
+        lambda a, b, n: f"[    0.000000] OF: reserved mem: {a}..{b} (4 KiB) nomap non-reusable {n}",
+        _HEX, _HEX, st.text("abcdefgh@0123456789,", min_size=1, max_size=12),
+    ),
+    st.builds(lambda n: f"[    0.000000] OF: reserved mem: node {n} compatible matching fail",
+              st.text("abc@01", min_size=1, max_size=8)),
+    st.just("ffff800080000000 T fdt_scan_reserved_mem_reg_nodes"),
+    st.just("ffff800080000000 T fdt_scan_reserved_mem"),
+    st.text(max_size=80),
+)  # fmt: skip
+_CONTENT = st.one_of(
+    st.binary(max_size=300),
+    st.lists(_LINE, max_size=12).map(lambda lines: "\n".join(lines).encode()),
+)
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(MEMBERS), _CONTENT, max_size=len(MEMBERS)))
+def test_any_member_contents(members: dict[str, bytes]) -> None:
+    """Whatever a pack's members hold, the snapshot is built and the checks run: a
+    board's files are data, never a reason to raise."""
+    from rmem_inspect import checks
+    from rmem_inspect.collect.board_pack import snapshot_of_pack
+    from rmem_inspect.formats.pack import Pack
+
+    pack = Pack(files={"rmem/pack": b"1\n", **members}, kind="tar")
+    for name in members:
+        parts = name.split("/")
+        pack.dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    snap = snapshot_of_pack(pack, {"kind": "board-pack"})
+    checks.run(snap)
