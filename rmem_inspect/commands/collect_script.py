@@ -18,11 +18,11 @@ __all__ = ["add_parser", "run"]
 
 HELP = "print the sh script that packs a board's evidence (no Python or drgn on the board)"
 
-EPILOG = """on the board (as root), then on the host:
+EPILOG = """write the script, run it as root on the board (adb or ssh), read its archive:
   rmem-inspect collect-script > collect.sh
-  adb push collect.sh /data/local/tmp/
+  adb push collect.sh /data/local/tmp/                            # Android
   adb exec-out su -c 'sh /data/local/tmp/collect.sh' > pack.tar
-  ssh root@board sh -s < collect.sh > pack.tar
+  ssh root@board sh -s < collect.sh > pack.tar                    # or over ssh
   rmem-inspect report --board-pack pack.tar
 """
 
