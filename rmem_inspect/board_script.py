@@ -39,7 +39,7 @@ The host reads the archive with :mod:`rmem_inspect.formats.pack`.
 
 from __future__ import annotations
 
-__all__ = ["COLLECT_SCRIPT", "PACK_VERSION", "collect_script"]
+__all__ = ["COLLECT_SCRIPT", "CUT_SCRIPT", "PACK_VERSION", "collect_script", "cut_script"]
 
 #: Written to ``rmem/pack`` in every archive; the reader refuses other versions.
 PACK_VERSION = 1
@@ -269,4 +269,110 @@ def collect_script() -> str:
 
     return COLLECT_SCRIPT.replace("@PACK_VERSION@", str(PACK_VERSION)).replace(
         "@TOOL_VERSION@", __version__
+    )
+
+
+#: A later round (``collect-script --from PACKS``): pieces of /proc/kcore, cut by ``dd``.
+CUT_SCRIPT = r"""#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+# rmem-inspect board pack round @ROUND@: @COUNT@ pieces of /proc/kcore (@BYTES@ bytes), pack
+# format @PACK_VERSION@ (rmem_inspect @TOOL_VERSION@), computed from the packs of this boot.
+# Run as root on the same boot: sh round@ROUND@.sh [ARCHIVE] (default: stdout).
+out=${1:--}
+say() { printf 'rmem-collect: %s\n' "$*" >&2; }
+stage=
+tmpfs=
+# shellcheck disable=SC2317  # called from the traps below
+cleanup() {
+    if [ -n "$tmpfs" ]; then
+        umount "$tmpfs" 2>/dev/null
+        tmpfs=
+    fi
+    if [ -n "$stage" ]; then
+        rm -rf "$stage"
+        stage=
+    fi
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+for base in "${TMPDIR:-}" /tmp /data/local/tmp /dev; do
+    if [ -z "$base" ] || [ ! -d "$base" ] || [ ! -w "$base" ]; then
+        continue
+    fi
+    stage="$base/rmem-pack.$$"
+    mkdir -m 700 "$stage" 2>/dev/null && break
+    stage=
+done
+if [ -z "$stage" ]; then
+    say "no writable directory for staging (tried \$TMPDIR, /tmp, /data/local/tmp, /dev)"
+    exit 2
+fi
+if mount -t tmpfs -o size=256m,mode=0700 rmem-pack "$stage" 2>/dev/null; then
+    tmpfs=$stage
+fi
+mkdir -p "$stage/rmem" "$stage/kcore"
+: >"$stage/rmem/missing"
+printf '%s\n' "@PACK_VERSION@" >"$stage/rmem/pack"
+printf '%s\n' "@ROUND@" >"$stage/rmem/round@ROUND@"
+if ! command -v dd >/dev/null 2>&1; then
+    printf '%s\t%s\n' /proc/kcore "no dd on this board to cut it (busybox dd, toybox dd)" \
+        >>"$stage/rmem/missing"
+fi
+# cut VADDR OFFSET BLOCK COUNT: COUNT blocks of BLOCK bytes at OFFSET of /proc/kcore.
+cut() {
+    if ! dd if=/proc/kcore of="$stage/kcore/$1" bs="$3" skip="$(($2 / $3))" count="$4" \
+        2>"$stage/rmem/err"; then
+        printf '%s\t%s\n' "/proc/kcore@$1" "$(head -n 1 "$stage/rmem/err")" \
+            >>"$stage/rmem/missing"
+        rm -f "$stage/kcore/$1"
+    fi
+}
+if command -v dd >/dev/null 2>&1; then
+@CUTS@
+fi
+rm -f "$stage/rmem/err"
+if command -v tar >/dev/null 2>&1; then
+    if [ "$out" = - ]; then
+        (cd "$stage" && tar -cf - rmem kcore 2>/dev/null)
+    else
+        (cd "$stage" && tar -cf - rmem kcore 2>/dev/null) >"$out"
+    fi
+    rc=$?
+elif command -v cpio >/dev/null 2>&1; then
+    if [ "$out" = - ]; then
+        (cd "$stage" && find rmem kcore | cpio -o -H newc 2>/dev/null)
+    else
+        (cd "$stage" && find rmem kcore | cpio -o -H newc 2>/dev/null) >"$out"
+    fi
+    rc=$?
+else
+    say "neither tar nor cpio on this board"
+    exit 2
+fi
+if [ "$rc" != 0 ]; then
+    say "writing the archive failed"
+    exit 2
+fi
+n=$(wc -l <"$stage/rmem/missing")
+say "round @ROUND@ done; $((n)) pieces unreadable (listed in the archive's rmem/missing)"
+exit 0
+"""
+
+
+def cut_script(number: int, cuts: list[tuple[int, int, int]]) -> str:
+    """Round ``number``'s script: ``cuts`` are (vaddr, /proc/kcore offset, length)."""
+    from rmem_inspect import __version__
+
+    lines = []
+    for vaddr, offset, length in cuts:
+        block = next(b for b in (4096, 512, 1) if offset % b == 0 and length % b == 0)
+        lines.append(f"    cut {vaddr:016x} {offset} {block} {length // block}")
+    return (
+        CUT_SCRIPT.replace("@CUTS@", "\n".join(lines) or "    :")
+        .replace("@ROUND@", str(number))
+        .replace("@COUNT@", str(len(cuts)))
+        .replace("@BYTES@", str(sum(n for _v, _o, n in cuts)))
+        .replace("@PACK_VERSION@", str(PACK_VERSION))
+        .replace("@TOOL_VERSION@", __version__)
     )

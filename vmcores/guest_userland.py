@@ -55,6 +55,7 @@ __all__ = [
     "merge_usr",
     "pack_initramfs",
     "resolve_closure",
+    "vmlinux_disk",
 ]
 
 #: What the guest needs; their dependency closure is added.
@@ -227,7 +228,7 @@ def _kernel_modules(kernel: Kernel, wanted: tuple[str, ...], cache: Path) -> lis
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _vmlinux_disk(kernel: Kernel, cache: Path) -> Path:
+def vmlinux_disk(kernel: Kernel, cache: Path) -> Path:
     """The vmlinux padded to whole 512-byte sectors (a raw disk image)."""
     src = Path(kernel.vmlinux)
     disk = cache / "kernels" / kernel.release / "vmlinux.img"
@@ -368,7 +369,7 @@ def guest_files(
     """
     root, pkgs = build_userland(cache, log)
     modules = _kernel_modules(kernel, ("virtio_mmio", "virtio_blk"), cache)
-    disk = _vmlinux_disk(kernel, cache)
+    disk = vmlinux_disk(kernel, cache)
     size = Path(kernel.vmlinux).stat().st_size
     init = init_script.replace("@VMLINUX_SIZE@", str(size))
     out = pack_initramfs(

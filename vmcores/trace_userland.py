@@ -38,9 +38,9 @@ from vmcores.debian import SERIES, FetchError, Kernel, Package, PrivateApt, _ext
 from vmcores.guest_userland import (
     _kernel_modules,
     _merge_usr,
-    _vmlinux_disk,
     pack_initramfs,
     resolve_closure,
+    vmlinux_disk,
 )
 
 __all__ = ["TRACE_PACKAGES", "TraceFiles", "build_module", "trace_files"]
@@ -186,7 +186,7 @@ def trace_files(
     root, pkgs, headers = _root(cache, kernel, log)
     module = build_module(cache, kernel, root, log)
     modules = _kernel_modules(kernel, ("virtio_mmio", "virtio_blk"), cache)
-    disk = _vmlinux_disk(kernel, cache)
+    disk = vmlinux_disk(kernel, cache)
     size = Path(kernel.vmlinux).stat().st_size
     init = init_script.replace("@VMLINUX_SIZE@", str(size))
     out = pack_initramfs(

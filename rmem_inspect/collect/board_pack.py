@@ -151,8 +151,19 @@ def snapshot_of_pack(pack: Pack, source: dict[str, object]) -> Snapshot:
 
 
 def read_board_packs(paths: list[str]) -> Snapshot:
-    """The snapshot of the board packs ``paths`` (``--board-pack A[,B...]``)."""
+    """The snapshot of the board packs ``paths`` (``--board-pack A[,B...]``): the drgn
+    collectors' over the packs' /proc/kcore cuts where they hold any, else the fallback's."""
+    from rmem_inspect.collect.kcore_pack import cuts_of
+
     pack = load_packs(paths)
-    return snapshot_of_pack(
-        pack, {"kind": "board-pack", "packs": [os.path.abspath(p) for p in paths]}
-    )
+    source: dict[str, object] = {"kind": "board-pack", "packs": [os.path.abspath(p) for p in paths]}
+    snap = snapshot_of_pack(pack, source)
+    if not cuts_of(pack):
+        return snap
+    from rmem_inspect.collect.kcore_read import kcore_snapshot
+
+    try:
+        return kcore_snapshot(pack, source, snap)
+    except InputError as e:
+        snap.source["why_not_drgn"] = str(e)
+        return snap

@@ -27,7 +27,7 @@ from rmem_inspect.errors import InputError
 from rmem_inspect.kernel.layouts import Layout
 from rmem_inspect.model import KernelInfo, LinearMapCheck, Snapshot
 
-__all__ = ["inspect"]
+__all__ = ["inspect", "kernel_info_of", "walk_nomap"]
 
 T = TypeVar("T")
 #: What a collector may raise on corrupt or unexpected kernel data.
@@ -58,7 +58,7 @@ def _bounded_string(prog: Program, address: int, limit: int = 4096) -> str | Non
     return out[:limit].decode(errors="replace")
 
 
-def _kernel_info(prog: Program) -> KernelInfo:
+def kernel_info_of(prog: Program) -> KernelInfo:
     import drgn
 
     arch = {"AARCH64": "arm64", "X86_64": "x86_64", "PPC64": "ppc64", "S390X": "s390x",
@@ -129,7 +129,9 @@ def inspect(
     from rmem_inspect.collect.reserved_mem import NoReservedMem, read_reserved_mem
     from rmem_inspect.formats.devicetree import decode_tree
 
-    snap = Snapshot(kernel=_kernel_info(prog), source=dict(source or {}), tool_version=__version__)
+    snap = Snapshot(
+        kernel=kernel_info_of(prog), source=dict(source or {}), tool_version=__version__
+    )
     _record_debug_info(prog, snap)
 
     if snap.source.get("kind") == "vmcore" and snap.source.get("vmcore"):
@@ -180,7 +182,7 @@ def inspect(
         snap.missing["log"] = "; ".join(errors)
 
     if linear_map:
-        snap.linear_map = _guard(snap, "linear_map", lambda: _walk_nomap(prog, snap))
+        snap.linear_map = _guard(snap, "linear_map", lambda: walk_nomap(prog, snap))
     else:
         snap.missing["linear_map"] = "not requested"
     excluded = _guard(snap, "dump pages", lambda: excluded_pages(prog, snap))
@@ -283,7 +285,7 @@ def excluded_pages(prog: Program, snap: Snapshot) -> str | None:
     )
 
 
-def _walk_nomap(prog: Program, snap: Snapshot) -> list[LinearMapCheck]:
+def walk_nomap(prog: Program, snap: Snapshot) -> list[LinearMapCheck]:
     """Page-table walks for every no-map region with a known placement."""
     from rmem_inspect.collect.linear_map import check_linear_map
 

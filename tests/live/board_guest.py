@@ -30,7 +30,13 @@ from pathlib import Path
 from rmem_inspect.board_script import collect_script
 from vmcores.build import Guest, compile_scenario, qemu_version, virt_dts
 from vmcores.debian import SERIES, PrivateApt, fetch_busybox, fetch_kernel, host_mirror
-from vmcores.guest_userland import build_userland, kernel_modules, merge_usr, pack_initramfs
+from vmcores.guest_userland import (
+    build_userland,
+    kernel_modules,
+    merge_usr,
+    pack_initramfs,
+    vmlinux_disk,
+)
 from vmcores.manifest import default_cache
 from vmcores.scenarios import SCENARIOS
 
@@ -38,7 +44,7 @@ __all__ = ["BoardRun", "SLOT", "cleanup", "host", "run_board_guest"]
 
 READY = "RMEM-BOARD-READY"
 SLOT = 48 << 20
-DISK = 4 * SLOT
+DISK = 10 * SLOT
 TIMEOUT = 600.0
 
 _PROLOGUE = r"""#!/usr/bin/busybox sh
@@ -51,12 +57,20 @@ mount -t devtmpfs devtmpfs /dev
 dmesg -n 1
 insmod /modules/qemu_fw_cfg.ko || echo "rmem-board: insmod qemu_fw_cfg failed"
 for m in $(cat /modules/order); do insmod /modules/$m; done
+# the packs' disk by its size (a kcore guest has the vmlinux's disk too)
 n=0
-while [ ! -b /dev/vda ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+disk=
+while [ -z "$disk" ] && [ $n -lt 300 ]; do
+    for d in /sys/block/vd*; do
+        [ "$(cat $d/size 2>/dev/null)" = @DISK_SECTORS@ ] && disk=/dev/${d##*/}
+    done
+    [ -n "$disk" ] && [ -b "$disk" ] || { disk=; sleep 0.1; }
+    n=$((n + 1))
+done
 echo 1 >/proc/sys/kernel/kptr_restrict
 # slot N: /tmp/pN.tar to the disk, its size on the console
 slot() {
-    dd if=/tmp/p$1.tar of=/dev/vda bs=1M seek=$(($1 * 48)) conv=notrunc 2>/dev/null
+    dd if=/tmp/p$1.tar of=$disk bs=1M seek=$(($1 * 48)) conv=notrunc 2>/dev/null
     echo "RMEM-PACK $1 $(wc -c </tmp/p$1.tar) rc=$2"
     echo "RMEM-PACK-STDERR $1 $(tr '\n' ' ' </tmp/p$1.err)"
 }
@@ -95,6 +109,36 @@ echo RMEM-BOARD-READY
 while true; do sleep 3600; done
 """
 
+#: Rounds of /proc/kcore cuts: the planner (``collect-script --from``) runs in the guest,
+#: the same code the host runs, with the guest's drgn; the board has no host to ask mid-boot.
+KCORE_INIT = _PROLOGUE + r"""export PYTHONPATH=/opt/rmem HOME=/root
+vm=
+for d in /sys/block/vd*; do [ /dev/${d##*/} = "$disk" ] || vm=/dev/${d##*/}; done
+dd if=$vm of=/tmp/vmlinux bs=4M 2>/dev/null
+truncate -s @VMLINUX_SIZE@ /tmp/vmlinux
+packs=/tmp/p0.tar
+n=1
+while [ $n -lt 9 ]; do
+    python3 -m rmem_inspect collect-script --from $packs >/tmp/r$n.sh 2>/tmp/r$n.plan
+    rc=$?
+    echo "RMEM-PLAN $n rc=$rc $(tr '\n' ' ' </tmp/r$n.plan)"
+    [ $rc = 0 ] || break
+    busybox sh /tmp/r$n.sh /tmp/p$n.tar 2>/tmp/p$n.err
+    rc=$?
+    slot $n $rc
+    packs=$packs,/tmp/p$n.tar
+    n=$((n + 1))
+done
+python3 -m rmem_inspect report --live --vmlinux /tmp/vmlinux --format json \
+    >/tmp/fallback.json 2>/tmp/fallback.err
+echo "RMEM-FALLBACK rc=$?"
+cat /tmp/fallback.json
+echo "RMEM-FALLBACK-END"
+cat /tmp/fallback.err
+echo RMEM-BOARD-READY
+while true; do sleep 3600; done
+"""
+
 BUSYBOX_INIT = (
     _PROLOGUE
     + r"""# Android's shell and commands: mksh runs the script with toybox's applets alone on PATH.
@@ -129,11 +173,14 @@ class BoardRun:
     work: Path
     append: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    #: round -> the planner's exit status and message (kcore guests)
+    plans: dict[int, tuple[int, str]] = field(default_factory=dict)
 
 
 _PACK = re.compile(r"^RMEM-PACK (\d+) (\d+) rc=(\d+)$", re.M)
 _ERR = re.compile(r"^RMEM-PACK-STDERR (\d+) (.*)$", re.M)
 _AFTER = re.compile(r"^RMEM-AFTER (\d+) (.*)$", re.M)
+_PLAN = re.compile(r"^RMEM-PLAN (\d+) rc=(\d+) (.*)$", re.M)
 _FALLBACK = re.compile(r"^RMEM-FALLBACK rc=\d+\n(.*?)^RMEM-FALLBACK-END$", re.M | re.S)
 
 
@@ -163,9 +210,11 @@ def run_board_guest(series: str, scenario: str, kind: str) -> BoardRun:
     work = Path(tempfile.mkdtemp(prefix=f"rmem-board-{series}-{scenario}-{kind}-"))
     script = work / "collect.sh"
     script.write_text(collect_script())
-    if kind == "python":
+    if kind in ("python", "kcore"):
         root, _ = build_userland(cache, quiet)
-        init = PYTHON_INIT
+        init = PYTHON_INIT if kind == "python" else KCORE_INIT
+        vmdisk = vmlinux_disk(kernel, cache)
+        init = init.replace("@VMLINUX_SIZE@", str(Path(kernel.vmlinux).stat().st_size))
     else:
         root = _android_root(cache, work)
         init = BUSYBOX_INIT
@@ -175,7 +224,7 @@ def run_board_guest(series: str, scenario: str, kind: str) -> BoardRun:
         kernel.release,
         root,
         busybox,
-        init,
+        init.replace("@DISK_SECTORS@", str(DISK // 512)),
         kernel_modules(kernel, ("virtio_mmio", "virtio_blk"), cache),
         {"qemu_fw_cfg.ko": Path(kernel.fw_cfg_module)},
         passwd="root:x:0:0:root:/root:/bin/sh\n",
@@ -188,12 +237,15 @@ def run_board_guest(series: str, scenario: str, kind: str) -> BoardRun:
         f.truncate(DISK)
     guest = Guest(kernel, initrd, dtb, work)
     cmd = guest.command
-    cmd[cmd.index("-m") + 1] = "2G" if kind == "python" else "1G"
+    cmd[cmd.index("-m") + 1] = "1G" if kind == "busybox" else "2G"
     i = cmd.index("-append") + 1
     if kind == "busybox":
         cmd[i] += " debugfs=off"
     cmd += ["-drive", f"file={disk},if=none,id=packs,format=raw",
             "-device", "virtio-blk-device,drive=packs"]  # fmt: skip
+    if kind == "kcore":
+        cmd += ["-drive", f"file={vmdisk},if=none,id=vmlinux,format=raw,readonly=on",
+                "-device", "virtio-blk-device,drive=vmlinux"]  # fmt: skip
     try:
         guest.start()
         guest.wait_for(READY, TIMEOUT)
@@ -214,10 +266,11 @@ def run_board_guest(series: str, scenario: str, kind: str) -> BoardRun:
         for m in _AFTER.finditer(console)
     }
     fb = _FALLBACK.search(console)
+    plans = {int(m.group(1)): (int(m.group(2)), m.group(3)) for m in _PLAN.finditer(console)}
     return BoardRun(series=series, scenario=scenario, kind=kind, release=kernel.release,
                     packs=packs, status=status, after=after,
                     fallback=fb.group(1) if fb else None, console=console, work=work,
-                    append=cmd[i])  # fmt: skip
+                    append=cmd[i], plans=plans)  # fmt: skip
 
 
 def host(*args: str) -> subprocess.CompletedProcess[str]:
