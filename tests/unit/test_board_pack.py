@@ -230,3 +230,24 @@ def test_member_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pack_mod, "MAX_MEMBER", 100)
     with pytest.raises(PackError, match="over the"):
         parse_pack(_tar([*GOOD, ("proc/kallsyms", None, b"k" * 101)]))
+
+
+def test_cut_script_shellcheck(tmp_path: Path) -> None:
+    """A later round's script (``collect-script --from``), for a real boot's kcore piece."""
+    from rmem_inspect.board_script import cut_script
+    from rmem_inspect.formats.kcore import file_ranges, parse_kcore_head
+    from tests.unit.kcore_fixture import kcore_fixture
+
+    fx = kcore_fixture()
+    head = parse_kcore_head(fx.head)
+    uts = fx.symbol("init_uts_ns")
+    cuts = file_ranges(head, uts - uts % 4096, 8192) + [(uts, 123, 7)]
+    path = tmp_path / "round2.sh"
+    path.write_text(cut_script(2, cuts))
+    p = subprocess.run([_need("shellcheck"), "-s", "sh", str(path)], capture_output=True)
+    assert p.returncode == 0, p.stdout.decode()
+    for shell in (["dash", "-n"], [_need("busybox"), "sh", "-n"], [_need("mksh"), "-n"]):
+        p = subprocess.run([*shell, str(path)], capture_output=True)
+        assert p.returncode == 0, (shell, p.stderr.decode())
+    # unaligned pieces are read with a block size that divides offset and length
+    assert f"    cut {uts:016x} 123 1 7\n" in path.read_text()
