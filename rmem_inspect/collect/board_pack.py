@@ -165,5 +165,5 @@ def read_board_packs(paths: list[str]) -> Snapshot:
     try:
         return kcore_snapshot(pack, source, snap)
     except InputError as e:
-        snap.source["why_not_drgn"] = str(e)
+        snap.source["kcore"] = str(e)
         return snap

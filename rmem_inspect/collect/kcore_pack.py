@@ -159,6 +159,13 @@ def pack_program(pack: Pack, recorded: list[tuple[int, int, bool]] | None = None
     symbols = kallsyms_symbols(kallsyms)
     if not symbols or all(s.address == 0 for s in symbols):
         raise InputError("the packs' /proc/kallsyms has no addresses (kptr_restrict)")
+    if not any(s.name == "memblock" for s in symbols):
+        release = (pack.text("rmem/uname") or "unknown").split()[0]
+        raise InputError(
+            f"the kallsyms of kernel {release} lists no data symbols (memblock, reserved_mem: "
+            "the kernel was built without CONFIG_KALLSYMS_ALL), so there are no addresses "
+            "to cut /proc/kcore at"
+        )
     blob = pack.files.get(BTF)
     if blob is None:
         raise InputError("the packs hold no BTF (/sys/kernel/btf/vmlinux)")

@@ -10,15 +10,16 @@ completed from the packs' sysfs files where the cuts stop: the unflattened
 devicetree is the pack's copy of /sys/firmware/devicetree/base (drivers/of/kobj.c
 exports every node and property of ``of_root``), because its nodes are a linked
 tree the rounds do not follow, and so are the devices' lists (consumers), which
-stay missing with the reason. A read of an address no pack holds is named as
-such, with the round that would cut it.
+stay missing with the reason. Packs whose rounds are not complete (the planner
+still asks for pages) give no drgn snapshot: :func:`kcore_snapshot` raises the
+one sentence naming the round to run, and the caller keeps the packs' fallback
+report with that sentence.
 """
 
 from __future__ import annotations
 
-import re
-
 from rmem_inspect.collect.kcore_pack import plan_round
+from rmem_inspect.errors import InputError
 from rmem_inspect.formats.pack import Pack
 from rmem_inspect.model import Snapshot
 
@@ -30,9 +31,6 @@ LIST_WALKS = {
     "devices": "devices_kset",
     "devices/cma (partial)": "devices_kset",
 }
-_FAULT = re.compile(
-    r"(?:FaultError: )?[^;]*?(?:could not find memory segment|fault)[^;]*?(0x[0-9a-f]+)"
-)
 
 
 def kcore_snapshot(pack: Pack, source: dict[str, object], fallback: Snapshot) -> Snapshot:
@@ -40,11 +38,20 @@ def kcore_snapshot(pack: Pack, source: dict[str, object], fallback: Snapshot) ->
     (the same packs' sysfs snapshot) where the cuts do not reach.
 
     :raises InputError: the packs cannot give drgn a kernel (no kcore head, no
-        kallsyms addresses, no BTF): the caller keeps the fallback.
+        kallsyms addresses, no BTF) or lack a round: the caller keeps the fallback.
     """
     from rmem_inspect.collect.kcore_pack import pack_program
     from rmem_inspect.collect.snapshot import inspect
 
+    plan = plan_round(pack)
+    if plan.cuts:
+        # Half-followed pointers read as faults the checks would call corruption: the
+        # drgn report is made only from complete rounds.
+        raise InputError(
+            f"the packs lack {sum(n for _v, _o, n in plan.cuts)} bytes of kernel data the "
+            f"drgn report reads: run round {plan.number} ('rmem-inspect collect-script "
+            "--from' these packs) on the same boot; until then, the report without them"
+        )
     prog = pack_program(pack)
     snap = inspect(prog, source=dict(source), linear_map=True)
     snap.source.update({k: v for k, v in fallback.source.items() if k == "unreadable"})
@@ -58,18 +65,4 @@ def kcore_snapshot(pack: Pack, source: dict[str, object], fallback: Snapshot) ->
                 f"the packs do not follow the kernel's lists ({symbol}): read it on the "
                 "board with drgn, or from a dump"
             )
-    plan = plan_round(pack)
-    if plan.cuts:
-        lacking = sum(n for _v, _o, n in plan.cuts)
-        snap.source["kcore_rounds"] = (
-            f"the packs lack {lacking} bytes of kernel data the report reads: run round "
-            f"{plan.number} ('rmem-inspect collect-script --from' these packs) on the same boot"
-        )
-        for key, why in list(snap.missing.items()):
-            m = _FAULT.search(why)
-            if m and key not in LIST_WALKS:
-                snap.missing[key] = (
-                    f"{m.group(1)} is not in the packs: run round {plan.number} "
-                    "('rmem-inspect collect-script --from' these packs) on the same boot"
-                )
     return snap

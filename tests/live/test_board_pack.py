@@ -162,3 +162,96 @@ def test_android_shell_and_toybox(series: str) -> None:
     names = [set(parse_pack(run.packs[i].read_bytes()).files) for i in (0, 1)]
     assert names[0] == names[1]
     assert same_boot(pack_report(run, 1), pack_report(run, 0)) == {}
+
+
+def has_data_symbols(run: BoardRun) -> bool:
+    """Whether the kernel's kallsyms lists data symbols (CONFIG_KALLSYMS_ALL): Debian's 6.1
+    cloud kernel does not, so it has no addresses to cut /proc/kcore at."""
+    text = parse_pack(run.packs[0].read_bytes()).text("proc/kallsyms") or ""
+    return any(line.endswith(" memblock") for line in text.splitlines())
+
+
+def kcore_packs(run: BoardRun) -> list[str]:
+    """Every round's pack, after checking each round's script and planner ran clean and the
+    planner ended by saying nothing was left to cut."""
+    assert run.plans, run.console[-3000:]
+    last = max(run.plans)
+    rc, said = run.plans[last]
+    assert rc == 1 and f"no round {last + 1} to run" in said, run.plans
+    assert all(run.plans[n][0] == 0 for n in run.plans if n != last), run.plans
+    assert sorted(run.packs) == list(range(last)), (run.packs, run.plans)
+    for n in run.packs:
+        assert run.status[n][0] == 0, run.status[n]
+        if n:  # the later rounds cut every piece they were given
+            assert (parse_pack(run.packs[n].read_bytes()).text("rmem/missing") or "") == ""
+    return [str(run.packs[n]) for n in sorted(run.packs)]
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_kcore_rounds_equal_drgn_live(series: str) -> None:
+    """Round 1 (the collector) then the later rounds under busybox ``sh``, each planned in
+    the guest by ``collect-script --from`` (this tool's planner, with the guest's drgn
+    0.0.31: the board has no host to ask mid-boot); on the host the report of all the packs
+    equals ``report --live --vmlinux`` (DWARF) of that same boot, but for the devices'
+    lists (devices_kset), which the rounds do not follow: their walk is listed as missing."""
+    from rmem_inspect.collect.kcore_read import LIST_WALKS
+
+    run = board(series, "kcore")
+    if not has_data_symbols(run):
+        pytest.skip(f"{run.release} has no CONFIG_KALLSYMS_ALL (test_kcore_without_data_symbols)")
+    packs = kcore_packs(run)
+    assert run.fallback is not None, run.console[-3000:]
+    live = json.loads(run.fallback)
+    assert live["source"]["kind"] == "live" and "debug_info" not in live["source"], live["source"]
+    r = host("report", "--board-pack", ",".join(packs), "--format", "json")
+    assert r.returncode in (0, 1), r.stderr
+    pack = json.loads(r.stdout)
+    assert pack["source"]["debug_info"].startswith("types from the kernel's BTF"), pack["source"]
+    assert "kcore" not in pack["source"], pack["source"]
+    print(f"{series}: {len(packs)} packs (round 1 and {len(packs) - 1} kcore rounds)")
+    for key in ("kernel", "regions", "cma", "assigned_devices", "devices", "skipped"):
+        assert pack[key] == live[key], key
+    walks = [
+        f
+        for f in pack["findings"]
+        if f["code"] == "RMEM-SOURCE-MISSING" and f["evidence"]["source"] in LIST_WALKS
+    ]
+    assert [f["evidence"]["source"] for f in walks] in ([], ["devices/cma (partial)"]), walks
+    # every other finding, with its message and evidence, as the drgn live report has it
+    assert [f for f in pack["findings"] if f not in walks] == live["findings"]
+    assert pack["regions"] and live["findings"]
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_kcore_rounds_missing_one(series: str) -> None:
+    """Packs without their last round: the report is the fallback's, and says which round
+    to run (no finding made from half-followed pointers)."""
+    run = board(series, "kcore")
+    if not has_data_symbols(run):
+        pytest.skip(f"{run.release} has no CONFIG_KALLSYMS_ALL (test_kcore_without_data_symbols)")
+    packs = kcore_packs(run)
+    r = host("report", "--board-pack", ",".join(packs[:-1]), "--format", "json")
+    assert r.returncode in (0, 1), r.stderr
+    short = json.loads(r.stdout)
+    assert f"run round {len(packs)} " in short["source"]["kcore"], short["source"]
+    # everything but the source is round 1's report (the fallback's) of this boot
+    first = host("report", "--board-pack", packs[0], "--format", "json")
+    assert same_boot(short, json.loads(first.stdout)) == {}
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_kcore_without_data_symbols(series: str) -> None:
+    """A kernel whose kallsyms lists functions only: the planner says so in one line (exit
+    2), no round is cut, and the report of the pack is the fallback's."""
+    run = board(series, "kcore")
+    if has_data_symbols(run):
+        pytest.skip(f"{run.release} has CONFIG_KALLSYMS_ALL (test_kcore_rounds_equal_drgn_live)")
+    rc, said = run.plans[1]
+    assert rc == 2 and "built without CONFIG_KALLSYMS_ALL" in said, run.plans
+    assert list(run.packs) == [0]
+    r = host("report", "--board-pack", str(run.packs[0]), "--format", "json")
+    assert r.returncode in (0, 1), r.stderr
+    assert json.loads(r.stdout)["source"]["kind"] == "board-pack"
+    again = host("collect-script", "--from", str(run.packs[0]))
+    assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr
+    assert "CONFIG_KALLSYMS_ALL" in again.stderr
