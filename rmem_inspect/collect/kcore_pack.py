@@ -50,6 +50,7 @@ from rmem_inspect.formats.pack import Pack
 __all__ = [
     "CUT_DIR",
     "KCORE_HEAD",
+    "MAX_ROUNDS",
     "Round",
     "cuts_of",
     "kallsyms_symbols",
@@ -75,9 +76,11 @@ def cuts_of(pack: Pack) -> dict[int, bytes]:
         head, _, tail = name.partition("/")
         if head == CUT_DIR and tail:
             try:
-                out[int(tail, 16)] = blob
+                vaddr = int(tail, 16)
             except ValueError:
                 continue
+            if vaddr + len(blob) <= 1 << 64:  # a hostile name cannot wrap the address space
+                out[vaddr] = blob
     return out
 
 

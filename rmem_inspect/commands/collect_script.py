@@ -60,11 +60,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from rmem_inspect.board_script import cut_script
     from rmem_inspect.collect.board_pack import load_packs
-    from rmem_inspect.collect.kcore_pack import plan_round
+    from rmem_inspect.collect.kcore_pack import MAX_ROUNDS, plan_round
+    from rmem_inspect.errors import InputError
 
     plan = plan_round(load_packs([p for p in args.packs.split(",") if p]))
     for address in plan.unreachable:
         print(f"rmem-inspect: {address:#x} is in no /proc/kcore segment: not cut", file=sys.stderr)
+    if plan.cuts and plan.number > MAX_ROUNDS:
+        raise InputError(
+            f"the collectors still ask for kernel data after {MAX_ROUNDS} rounds (a walk the "
+            "rounds cannot follow): report on these packs as they are"
+        )
     if not plan.cuts:
         print(
             f"rmem-inspect: the packs hold all the kernel data the report reads "

@@ -12,6 +12,7 @@ for writing.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -251,3 +252,33 @@ def test_cut_script_shellcheck(tmp_path: Path) -> None:
         assert p.returncode == 0, (shell, p.stderr.decode())
     # unaligned pieces are read with a block size that divides offset and length
     assert f"    cut {uts:016x} 123 1 7\n" in path.read_text()
+
+
+@pytest.mark.parametrize(
+    "head,kallsyms,said",
+    [
+        (b"\x7fELF" + bytes(60), b"", "not usable"),
+        (None, b"", "no /proc/kcore head"),
+        ("real", b"0000000000000000 T _text\n", "no addresses"),
+        ("real", b"ffff800080000000 T _text\n", "no data symbols"),
+    ],
+    ids=["bad-head", "no-head", "hidden-kallsyms", "no-data-symbols"],
+)
+def test_hostile_kcore_cuts(head: bytes | str | None, kallsyms: bytes, said: str,
+                            tmp_path: Path) -> None:  # fmt: skip
+    """Packs with kcore cuts the host cannot read as a kernel (a wrapping address, a
+    non-hex name, a bad head, no addresses): the report is the fallback's with the reason
+    in ``source.kcore``, and ``--from`` says it in one line, exit 2."""
+    from tests.unit.kcore_fixture import kcore_fixture
+
+    members = [*GOOD, ("proc/kallsyms", None, kallsyms)]
+    if head is not None:
+        members.append(("proc/kcore.head", None, kcore_fixture().head if head == "real" else head))
+    members += [("kcore/ffffffffffffff00", None, bytes(4096)), ("kcore/zz", None, b"x"),
+                ("kcore/ffff800080000000", None, bytes(4096))]  # fmt: skip
+    (tmp_path / "p.tar").write_bytes(_tar(members))
+    r = _cli("report", "--board-pack", str(tmp_path / "p.tar"), "--format", "json")
+    assert r.returncode in (0, 1), r.stderr
+    assert said in json.loads(r.stdout)["source"]["kcore"]
+    r = _cli("collect-script", "--from", str(tmp_path / "p.tar"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and said in r.stderr, r.stderr
