@@ -625,17 +625,16 @@ def open_without_vmlinux(prog: drgn.Program, what: str, release: str) -> None:
     )
     from rmem_inspect.formats.btf import Btf, BtfError
 
+    from rmem_inspect.collect.kallsyms_finder import install_kallsyms
+
     try:
-        from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
+        install_kallsyms(prog)  # the kernel's tables; drgn's loader where unrecognised
+        prog.symbol("_stext")
     except ImportError:
         raise InputError(
             f"drgn {drgn.__version__} has no kallsyms loader (drgn.helpers.linux.kallsyms, "
             "drgn 0.0.30+), so it cannot read this kernel without a vmlinux: pass --vmlinux"
         ) from None
-    try:
-        index = load_vmlinux_kallsyms(prog)
-        prog.register_symbol_finder("kallsyms", index, enable_index=0)
-        prog.symbol("_stext")
     except drgn.FaultError as e:  # as in _check_translation(): no address translation
         raise InputError(
             f"drgn {drgn.__version__} cannot read kernel memory in {what} ({e}); "
