@@ -618,14 +618,13 @@ def open_without_vmlinux(prog: drgn.Program, what: str, release: str) -> None:
     this drgn cannot read, a kernel whose kallsyms lists no data symbols
     (CONFIG_KALLSYMS_ALL off), a kernel without BTF, a BTF blob that is not valid.
     """
+    from rmem_inspect.collect.kallsyms_finder import install_kallsyms
     from rmem_inspect.collect.kernel_btf import (
         KernelSymbols,
         btf_blob_from_image,
         install,
     )
     from rmem_inspect.formats.btf import Btf, BtfError
-
-    from rmem_inspect.collect.kallsyms_finder import install_kallsyms
 
     try:
         install_kallsyms(prog)  # the kernel's tables; drgn's loader where unrecognised

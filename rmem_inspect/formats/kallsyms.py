@@ -274,7 +274,7 @@ class Kallsyms:
         start = self._markers[g]
         end = self._markers[g + 1] if g + 1 < len(self._markers) else self._names_size
         block = self._read(self.at["names"] + start, end - start)
-        starts = []
+        starts: list[int] = []
         at = 0
         size = len(block)
         for _ in range(min(MARKER_STRIDE, self.count - g * MARKER_STRIDE)):
