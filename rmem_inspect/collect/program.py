@@ -45,6 +45,7 @@ from rmem_inspect.formats.kdump import (
 from rmem_inspect.kernel.arch import ARCHES, arch_for_machine, arch_of
 
 __all__ = [
+    "BTF_INDEX_NOTE",
     "DUMP_CACHE_KEY",
     "TRANSLATION_NOTE",
     "debug_search_paths",
@@ -618,13 +619,14 @@ def open_without_vmlinux(prog: drgn.Program, what: str, release: str) -> None:
     this drgn cannot read, a kernel whose kallsyms lists no data symbols
     (CONFIG_KALLSYMS_ALL off), a kernel without BTF, a BTF blob that is not valid.
     """
-    from rmem_inspect.collect.kallsyms_finder import install_kallsyms
+    from rmem_inspect.collect.btf_cache import load_btf
+    from rmem_inspect.collect.kallsyms_finder import install_kallsyms, vmcoreinfo
     from rmem_inspect.collect.kernel_btf import (
         KernelSymbols,
         btf_blob_from_image,
         install,
     )
-    from rmem_inspect.formats.btf import Btf, BtfError
+    from rmem_inspect.formats.btf import BtfError
 
     try:
         install_kallsyms(prog)  # the kernel's tables; drgn's loader where unrecognised
@@ -668,13 +670,16 @@ def open_without_vmlinux(prog: drgn.Program, what: str, release: str) -> None:
     except (OSError, drgn.FaultError, BtfError) as e:
         raise InputError(f"cannot read the BTF of {what}: {e}; pass --vmlinux") from None
     try:
-        btf = Btf(blob)
+        btf, how = load_btf(blob, vmcoreinfo(prog).get("BUILD-ID"))
     except BtfError as e:
         raise InputError(f"the BTF of {what} is not valid: {e}; pass --vmlinux") from None
+    prog.cache[BTF_INDEX_NOTE] = how
     info.btf_bytes = len(blob)
     install(prog, btf, info)
 
 
+#: ``prog.cache`` key of one sentence saying where the BTF index came from.
+BTF_INDEX_NOTE = "rmem_inspect.btf_index"
 #: The running kernel's BTF (CONFIG_DEBUG_INFO_BTF, kernel/bpf/sysfs_btf.c).
 LIVE_BTF = "/sys/kernel/btf/vmlinux"
 
