@@ -44,20 +44,24 @@ def vmcoreinfo(prog: Program) -> dict[str, str]:
 
 
 def _binding_kind(code: str) -> tuple[SymbolBinding, SymbolKind]:
-    """nm type letter -> drgn binding and kind, as drgn's own kallsyms loader maps it
-    (drgn/helpers/linux/kallsyms.py), so both give the same Symbol objects."""
-    binding = SymbolBinding.UNKNOWN
-    kind = SymbolKind.UNKNOWN
-    if code == "v":
-        binding, kind = SymbolBinding.WEAK, SymbolKind.OBJECT
-    elif code == "w":
+    """nm type letter -> drgn binding and kind, as drgn's kallsyms finder maps them
+    (libdrgn/kallsyms.c drgn_symbol_from_kallsyms(); drgn 0.3.0 also makes "v" an
+    object), so both give equal Symbols: tests/vmcore/test_kallsyms_tables.py."""
+    low = code.lower()
+    if code == "u":
+        binding = SymbolBinding.UNIQUE
+    elif low in ("v", "w"):
         binding = SymbolBinding.WEAK
-    elif code in "tT":
-        kind = SymbolKind.FUNC
-    elif code.lower() in "srbgncd":
-        kind = SymbolKind.OBJECT
-    if binding == SymbolBinding.UNKNOWN and code.isupper():
+    elif code.isupper():
         binding = SymbolBinding.GLOBAL
+    else:  # lower case: usually local, not always
+        binding = SymbolBinding.UNKNOWN
+    if low in ("b", "c", "d", "g", "r", "v"):  # v: a weak object
+        kind = SymbolKind.OBJECT
+    elif low == "t":
+        kind = SymbolKind.FUNC
+    else:
+        kind = SymbolKind.UNKNOWN
     return binding, kind
 
 
