@@ -25,7 +25,7 @@ import tempfile
 from contextvars import ContextVar
 
 from rmem_inspect.formats.btf import Btf
-from rmem_inspect.formats.btf_index import IndexMismatch, pack_index, unpack_index
+from rmem_inspect.formats.btf_index import IndexMismatch, complete, pack_index, unpack_index
 
 __all__ = ["ENABLED", "MAX_BYTES", "MAX_FILES", "cache_dir", "load_btf"]
 
@@ -69,8 +69,9 @@ def load_btf(blob: bytes, build_id: str | None, pointer_size: int = 8) -> tuple[
         except (OSError, IndexMismatch):
             pass  # absent, truncated, damaged or foreign: walk again and rewrite
     btf = Btf(blob, pointer_size)
-    if path is None:
+    if path is None:  # one use: the lookups scan the sections instead
         return btf, "BTF index: built (cache off)" if build_id else "BTF index: built"
+    complete(btf.index, btf.types_section, btf.strings_section, btf.byte_order)
     written = _write(path, build_id.lower().encode() + b"\n" + pack_index(btf.index, blob))  # type: ignore[union-attr]
     return btf, f"BTF index: built{', cached in ' + path if written else ''}"
 

@@ -26,11 +26,17 @@ raises :class:`BtfError` with one sentence; nothing else is raised.
 
 from __future__ import annotations
 
-import bisect
 import struct
 from dataclasses import dataclass
 
-from rmem_inspect.formats.btf_index import BtfIndex, walk
+from rmem_inspect.formats.btf_index import (
+    BtfIndex,
+    add_enumerators,
+    enumerator_refs,
+    ids_named,
+    string_offsets,
+    walk,
+)
 
 __all__ = [
     "BTF_MAGIC",
@@ -242,6 +248,21 @@ class Btf:
     # -- lookups -------------------------------------------------------------------
 
     @property
+    def types_section(self) -> bytes:
+        """The raw type section."""
+        return self._types
+
+    @property
+    def strings_section(self) -> bytes:
+        """The raw string section."""
+        return self._strs
+
+    @property
+    def byte_order(self) -> str:
+        """``"<"`` or ``">"``, as the blob's magic says."""
+        return self._order
+
+    @property
     def count(self) -> int:
         """Number of types (ids 1..count; id 0 is void)."""
         return len(self._offsets) - 1
@@ -263,27 +284,8 @@ class Btf:
         try:
             return self._name_offs[name]
         except KeyError:
-            pass
-        needle = b"\0" + name.encode() + b"\0"
-        out: list[int] = []
-        self._name_offs[name] = out
-        at = self._strs.find(needle)
-        while at >= 0:
-            out.append(at + 1)
-            at = self._strs.find(needle, at + 1)
-        return out
-
-    def _ids_named(self, off: int) -> list[int]:
-        out: list[int] = []
-        names = self._names
-        at = 1
-        while True:
-            try:
-                at = names.index(off, at)
-            except ValueError:
-                return out
-            out.append(at)
-            at += 1
+            out = self._name_offs[name] = string_offsets(self.index, self._strs, name.encode())
+            return out
 
     def find(self, namespace: str, name: str) -> list[int]:
         """Ids of the types named ``name`` in ``namespace`` ("struct", "union", "enum",
@@ -298,7 +300,7 @@ class Btf:
         found: list[int] = []
         fwd: list[int] = []
         for off in self._name_offsets(name):
-            for tid in self._ids_named(off):
+            for tid in ids_named(self.index, off):
                 kind = self._kinds[tid]
                 if kind not in kinds:
                     continue
@@ -314,36 +316,15 @@ class Btf:
 
     def find_enumerator(self, name: str) -> tuple[int, int] | None:
         """(enum type id, value) of the enumerator ``name`` (the enum of lowest id), or
-        None: the name's string offset is searched for in the type section, and each
-        hit kept only where it is an enumerator's name of an ENUM/ENUM64 record."""
-        o, types, offsets = self._order, self._types, self._offsets
+        None."""
+        if self.index.enum_names is None:
+            add_enumerators(self.index, self._types, self._order)
         for off in self._name_offsets(name):
-            needle = struct.pack(o + "I", off)
-            best: tuple[int, int] | None = None
-            at = types.find(needle)
-            while at >= 0:
-                tid = bisect.bisect_right(offsets, at) - 1
-                kind = self._kinds[tid]
-                if at % 4 == 0 and kind in (KIND_ENUM, KIND_ENUM64):
-                    start = offsets[tid] + 12
-                    step = 8 if kind == KIND_ENUM else 12
-                    info = struct.unpack_from(o + "I", types, offsets[tid] + 4)[0]
-                    nth, rest = divmod(at - start, step)
-                    if at >= start and not rest and nth < info & 0xFFFF:
-                        if best is None or tid < best[0]:
-                            best = (tid, self._enumerator_value(tid, nth))
-                        at = types.find(
-                            needle, offsets[tid + 1] if tid < self.count else len(types)
-                        )
-                        continue
-                at = types.find(needle, at + 1)
-            if best is not None:
-                return best
+            refs = enumerator_refs(self.index, off)
+            if refs:
+                tid, nth = min(refs) >> 16, min(refs) & 0xFFFF
+                return tid, self.type(tid).members[nth].value
         return None
-
-    def _enumerator_value(self, tid: int, nth: int) -> int:
-        t = self.type(tid)
-        return t.members[nth].value
 
     def type(self, tid: int) -> BtfType:
         """The decoded type ``tid`` (1..count).

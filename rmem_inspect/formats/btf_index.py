@@ -19,12 +19,24 @@ and CRC-32 and its own, so a truncated, damaged or foreign index is refused
 from __future__ import annotations
 
 import array
+import bisect
 import struct
 import sys
 import zlib
 from dataclasses import dataclass
 
-__all__ = ["BtfIndex", "IndexMismatch", "pack_index", "unpack_index", "walk"]
+__all__ = [
+    "BtfIndex",
+    "IndexMismatch",
+    "add_enumerators",
+    "complete",
+    "enumerator_refs",
+    "ids_named",
+    "pack_index",
+    "string_offsets",
+    "unpack_index",
+    "walk",
+]
 
 #: Bytes after struct btf_type, fixed per kind and per vlen entry (uapi/linux/btf.h).
 _EXTRA = {1: (4, 0), 3: (12, 0), 4: (0, 12), 5: (0, 12), 6: (0, 8), 13: (0, 8), 14: (4, 0),
@@ -48,11 +60,118 @@ class IndexMismatch(ValueError):
 
 @dataclass
 class BtfIndex:
-    """Per type id (0 is void): record offset, name offset, kind."""
+    """Per type id (0 is void): record offset, name offset, kind; then the lookups
+    :func:`complete` adds (None until then)."""
 
     offsets: array.array[int]
     names: array.array[int]
     kinds: bytearray
+    #: Type ids ordered by name offset (ties by id).
+    by_name: array.array[int] | None = None
+    #: CRC-32 of every string of the string section, ascending, and their offsets.
+    str_hash: array.array[int] | None = None
+    str_at: array.array[int] | None = None
+    #: Name offsets of every ENUM/ENUM64 enumerator, ascending, and
+    #: ``type id << 16 | position`` of each.
+    enum_names: array.array[int] | None = None
+    enum_refs: array.array[int] | None = None
+
+
+#: The arrays serialised, in order, and their item types.
+_ARRAYS = (("offsets", "I"), ("names", "I"), ("by_name", "I"), ("str_hash", "I"),
+           ("str_at", "I"), ("enum_names", "I"), ("enum_refs", "Q"))  # fmt: skip
+
+
+def complete(index: BtfIndex, types: bytes, strs: bytes, order: str) -> None:
+    """Add every name lookup to ``index`` (one pass each, no type decoded)."""
+    names = index.names
+    index.by_name = array.array("I", sorted(range(len(names)), key=names.__getitem__))
+    pieces = strs.split(b"\0")[:-1]  # the section ends with NUL
+    at = array.array("I", [0])
+    for p in pieces[:-1]:
+        at.append(at[-1] + len(p) + 1)
+    hashes = array.array("I", map(zlib.crc32, pieces))
+    by_hash = sorted(range(len(pieces)), key=hashes.__getitem__)
+    index.str_hash = array.array("I", [hashes[i] for i in by_hash])
+    index.str_at = array.array("I", [at[i] for i in by_hash])
+    add_enumerators(index, types, order)
+
+
+def add_enumerators(index: BtfIndex, types: bytes, order: str) -> None:
+    """Add the enumerator lookup: every ENUM/ENUM64 enumerator by name offset."""
+    words = array.array("I", types)
+    if (order == "<") != (sys.byteorder == "little"):
+        words.byteswap()
+    e_names = array.array("I")
+    e_refs = array.array("Q")
+    kinds, offsets = index.kinds, index.offsets
+    for kind, step in ((6, 2), (19, 3)):  # BTF_KIND_ENUM: name, val; ENUM64: name, lo, hi
+        tid = kinds.find(kind, 1)
+        while tid >= 0:
+            w = offsets[tid] // 4
+            vlen = words[w + 1] & 0xFFFF
+            e_names.extend(words[w + 3 : w + 3 + step * vlen : step])
+            e_refs.extend((tid << 16) | n for n in range(vlen))
+            tid = kinds.find(kind, tid + 1)
+    by_off = sorted(range(len(e_names)), key=e_names.__getitem__)
+    index.enum_names = array.array("I", [e_names[i] for i in by_off])
+    index.enum_refs = array.array("Q", [e_refs[i] for i in by_off])
+
+
+def string_offsets(index: BtfIndex, strs: bytes, raw: bytes) -> list[int]:
+    """Offsets of the string ``raw`` in the string section ``strs``, ascending: by
+    the index's hashes when it has them, else by searching the section."""
+    out: list[int] = []
+    hashes, at_ = index.str_hash, index.str_at
+    if hashes is None or at_ is None:
+        needle = b"\0" + raw + b"\0"
+        at = strs.find(needle)
+        while at >= 0:
+            out.append(at + 1)
+            at = strs.find(needle, at + 1)
+        return out
+    h = zlib.crc32(raw)
+    i = bisect.bisect_left(hashes, h)
+    while i < len(hashes) and hashes[i] == h:
+        off = at_[i]
+        if strs[off : off + len(raw) + 1] == raw + b"\0":
+            out.append(off)
+        i += 1
+    return sorted(out)
+
+
+def ids_named(index: BtfIndex, off: int) -> list[int]:
+    """Type ids whose name is at string offset ``off``, ascending."""
+    names = index.names
+    out: list[int] = []
+    by_name = index.by_name
+    if by_name is None:
+        at = 1
+        while True:
+            try:
+                at = names.index(off, at)
+            except ValueError:
+                return out
+            out.append(at)
+            at += 1
+    i = bisect.bisect_left(by_name, off, key=names.__getitem__)
+    while i < len(by_name) and names[by_name[i]] == off:
+        out.append(by_name[i])
+        i += 1
+    return out
+
+
+def enumerator_refs(index: BtfIndex, off: int) -> list[int]:
+    """``type id << 16 | position`` of the enumerators named at ``off`` (the
+    enumerator lookup must have been added)."""
+    e_names, e_refs = index.enum_names, index.enum_refs
+    assert e_names is not None and e_refs is not None
+    i = bisect.bisect_left(e_names, off)
+    out = []
+    while i < len(e_names) and e_names[i] == off:
+        out.append(e_refs[i])
+        i += 1
+    return out
 
 
 def walk(types: bytes, str_len: int, order: str, error: type[ValueError]) -> BtfIndex:
@@ -104,15 +223,17 @@ def walk(types: bytes, str_len: int, order: str, error: type[ValueError]) -> Btf
 
 
 def pack_index(index: BtfIndex, blob: bytes) -> bytes:
-    """The index as bytes, tied to ``blob`` (its size and CRC-32)."""
-    count = len(index.kinds) - 1
-    offsets = array.array("I", index.offsets)
-    names = array.array("I", index.names)
-    if sys.byteorder != "little":
-        offsets.byteswap()
-        names.byteswap()
-    body = _HEAD.pack(_MAGIC, len(blob), zlib.crc32(blob), count)
-    body += offsets.tobytes() + names.tobytes() + bytes(index.kinds)
+    """The index (every lookup included: :func:`complete` it first) as bytes, tied to
+    ``blob`` (its size and CRC-32)."""
+    parts = []
+    for name, code in _ARRAYS:
+        arr = array.array(code, getattr(index, name))
+        if sys.byteorder != "little":
+            arr.byteswap()
+        parts.append(arr)
+    body = _HEAD.pack(_MAGIC, len(blob), zlib.crc32(blob), len(index.kinds) - 1)
+    body += struct.pack(f"<{len(parts)}I", *(len(a) for a in parts))
+    body += b"".join(a.tobytes() for a in parts) + bytes(index.kinds)
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -121,23 +242,28 @@ def unpack_index(data: bytes, blob: bytes) -> BtfIndex:
 
     :raises IndexMismatch: truncated, damaged, or written for another blob.
     """
-    if len(data) < _HEAD.size + 4:
+    head = _HEAD.size + 4 * len(_ARRAYS)
+    if len(data) < head + 4:
         raise IndexMismatch("BTF index truncated")
     magic, size, crc, count = _HEAD.unpack_from(data)
     if magic != _MAGIC:
         raise IndexMismatch("not a BTF index")
-    if len(data) != _HEAD.size + 9 * (count + 1) + 4:
+    lengths = struct.unpack_from(f"<{len(_ARRAYS)}I", data, _HEAD.size)
+    sizes = [n * array.array(code).itemsize for n, (_, code) in zip(lengths, _ARRAYS, strict=True)]
+    if len(data) != head + sum(sizes) + count + 1 + 4:
         raise IndexMismatch("BTF index truncated")
     if struct.unpack_from("<I", data, len(data) - 4)[0] != zlib.crc32(data[:-4]):
         raise IndexMismatch("BTF index damaged")
     if size != len(blob) or crc != zlib.crc32(blob):
         raise IndexMismatch("BTF index of another BTF blob")
-    at = _HEAD.size
-    offsets = array.array("I", data[at : at + 4 * (count + 1)])
-    at += 4 * (count + 1)
-    names = array.array("I", data[at : at + 4 * (count + 1)])
-    at += 4 * (count + 1)
-    if sys.byteorder != "little":
-        offsets.byteswap()
-        names.byteswap()
-    return BtfIndex(offsets, names, bytearray(data[at : at + count + 1]))
+    at = head
+    arrays = {}
+    for (name, code), n in zip(_ARRAYS, sizes, strict=True):
+        arr = array.array(code, data[at : at + n])
+        if sys.byteorder != "little":
+            arr.byteswap()
+        arrays[name] = arr
+        at += n
+    if len(arrays["offsets"]) != count + 1 or len(arrays["names"]) != count + 1:
+        raise IndexMismatch("BTF index counts disagree")
+    return BtfIndex(kinds=bytearray(data[at : at + count + 1]), **arrays)
