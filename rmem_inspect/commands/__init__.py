@@ -15,6 +15,7 @@ warning or above give exit status 1; a clean kernel gives 0.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -91,4 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     run: Callable[[argparse.Namespace], int] = args.run
+    from rmem_inspect.collect.drgn_plugins import skip_command_plugins
+
+    skip_command_plugins(os.environ)  # drgn's command-line plugins: unused here
     return guarded(lambda: run(args), getattr(args, "debug", False))
