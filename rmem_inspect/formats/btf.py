@@ -317,7 +317,7 @@ class Btf:
     def find_enumerator(self, name: str) -> tuple[int, int] | None:
         """(enum type id, value) of the enumerator ``name`` (the enum of lowest id), or
         None."""
-        if self.index.enum_names is None:
+        if self.index.by_enum is None:
             add_enumerators(self.index, self._types, self._order)
         for off in self._name_offsets(name):
             refs = enumerator_refs(self.index, off)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import array
 import bisect
+import itertools
 import struct
 import sys
 import zlib
@@ -50,7 +51,7 @@ _PER_W = [_EXTRA.get(k, (0, 0))[1] // 4 for k in range(32)]
 _KIND_NAMES = ["", "int", "ptr", "array", "struct", "union", "enum", "fwd", "typedef",
                "volatile", "const", "restrict", "func", "func_proto", "var", "datasec",
                "float", "decl_tag", "type_tag", "enum64"] + [""] * 12  # fmt: skip
-_MAGIC = b"RMIBTFX1"
+_MAGIC = b"RMIBTFX2"
 _HEAD = struct.Struct("<8sQII")  # magic, blob size, blob CRC-32, type count
 
 
@@ -61,39 +62,38 @@ class IndexMismatch(ValueError):
 @dataclass
 class BtfIndex:
     """Per type id (0 is void): record offset, name offset, kind; then the lookups
-    :func:`complete` adds (None until then)."""
+    :func:`complete` adds (None until then), each one sorted array of packed keys."""
 
     offsets: array.array[int]
     names: array.array[int]
     kinds: bytearray
-    #: Type ids ordered by name offset (ties by id).
+    #: ``name offset << 20 | type id`` ascending (BTF_MAX_TYPE is 0xfffff: 20 bits).
     by_name: array.array[int] | None = None
-    #: CRC-32 of every string of the string section, ascending, and their offsets.
-    str_hash: array.array[int] | None = None
-    str_at: array.array[int] | None = None
-    #: Name offsets of every ENUM/ENUM64 enumerator, ascending, and
-    #: ``type id << 16 | position`` of each.
-    enum_names: array.array[int] | None = None
+    #: ``CRC-32 << 32 | offset`` of every string of the string section, ascending.
+    by_hash: array.array[int] | None = None
+    #: ``name offset << 32 | n`` of every ENUM/ENUM64 enumerator, ascending, where
+    #: ``enum_refs[n]`` is its ``type id << 16 | position``.
+    by_enum: array.array[int] | None = None
     enum_refs: array.array[int] | None = None
 
 
-#: The arrays serialised, in order, and their item types.
-_ARRAYS = (("offsets", "I"), ("names", "I"), ("by_name", "I"), ("str_hash", "I"),
-           ("str_at", "I"), ("enum_names", "I"), ("enum_refs", "Q"))  # fmt: skip
+#: The arrays serialised, in order (all of 64-bit items but the first two).
+_ARRAYS = (("offsets", "I"), ("names", "I"), ("by_name", "Q"), ("by_hash", "Q"),
+           ("by_enum", "Q"), ("enum_refs", "Q"))  # fmt: skip
+TID_BITS = 20
 
 
 def complete(index: BtfIndex, types: bytes, strs: bytes, order: str) -> None:
     """Add every name lookup to ``index`` (one pass each, no type decoded)."""
-    names = index.names
-    index.by_name = array.array("I", sorted(range(len(names)), key=names.__getitem__))
+    keys = [(off << TID_BITS) | tid for tid, off in enumerate(index.names)]
+    keys.sort()
+    index.by_name = array.array("Q", keys)
     pieces = strs.split(b"\0")[:-1]  # the section ends with NUL
-    at = array.array("I", [0])
-    for p in pieces[:-1]:
-        at.append(at[-1] + len(p) + 1)
-    hashes = array.array("I", map(zlib.crc32, pieces))
-    by_hash = sorted(range(len(pieces)), key=hashes.__getitem__)
-    index.str_hash = array.array("I", [hashes[i] for i in by_hash])
-    index.str_at = array.array("I", [at[i] for i in by_hash])
+    starts = itertools.accumulate(map(len, pieces), lambda at, n: at + n + 1, initial=0)
+    # starts has one item more (the end of the last string): strict=False
+    keys = [(h << 32) | at for h, at in zip(map(zlib.crc32, pieces), starts, strict=False)]
+    keys.sort()
+    index.by_hash = array.array("Q", keys)
     add_enumerators(index, types, order)
 
 
@@ -111,19 +111,20 @@ def add_enumerators(index: BtfIndex, types: bytes, order: str) -> None:
             w = offsets[tid] // 4
             vlen = words[w + 1] & 0xFFFF
             e_names.extend(words[w + 3 : w + 3 + step * vlen : step])
-            e_refs.extend((tid << 16) | n for n in range(vlen))
+            e_refs.extend(range(tid << 16, (tid << 16) + vlen))
             tid = kinds.find(kind, tid + 1)
-    by_off = sorted(range(len(e_names)), key=e_names.__getitem__)
-    index.enum_names = array.array("I", [e_names[i] for i in by_off])
-    index.enum_refs = array.array("Q", [e_refs[i] for i in by_off])
+    keys = [(off << 32) | n for n, off in enumerate(e_names)]
+    keys.sort()
+    index.by_enum = array.array("Q", keys)
+    index.enum_refs = e_refs
 
 
 def string_offsets(index: BtfIndex, strs: bytes, raw: bytes) -> list[int]:
     """Offsets of the string ``raw`` in the string section ``strs``, ascending: by
     the index's hashes when it has them, else by searching the section."""
     out: list[int] = []
-    hashes, at_ = index.str_hash, index.str_at
-    if hashes is None or at_ is None:
+    by_hash = index.by_hash
+    if by_hash is None:
         needle = b"\0" + raw + b"\0"
         at = strs.find(needle)
         while at >= 0:
@@ -131,21 +132,21 @@ def string_offsets(index: BtfIndex, strs: bytes, raw: bytes) -> list[int]:
             at = strs.find(needle, at + 1)
         return out
     h = zlib.crc32(raw)
-    i = bisect.bisect_left(hashes, h)
-    while i < len(hashes) and hashes[i] == h:
-        off = at_[i]
+    i = bisect.bisect_left(by_hash, h << 32)
+    while i < len(by_hash) and by_hash[i] >> 32 == h:
+        off = by_hash[i] & 0xFFFFFFFF
         if strs[off : off + len(raw) + 1] == raw + b"\0":
             out.append(off)
         i += 1
-    return sorted(out)
+    return out
 
 
 def ids_named(index: BtfIndex, off: int) -> list[int]:
     """Type ids whose name is at string offset ``off``, ascending."""
-    names = index.names
     out: list[int] = []
     by_name = index.by_name
     if by_name is None:
+        names = index.names
         at = 1
         while True:
             try:
@@ -154,9 +155,11 @@ def ids_named(index: BtfIndex, off: int) -> list[int]:
                 return out
             out.append(at)
             at += 1
-    i = bisect.bisect_left(by_name, off, key=names.__getitem__)
-    while i < len(by_name) and names[by_name[i]] == off:
-        out.append(by_name[i])
+    i = bisect.bisect_left(by_name, off << TID_BITS)
+    mask = (1 << TID_BITS) - 1
+    while i < len(by_name) and by_name[i] >> TID_BITS == off:
+        if by_name[i] & mask:  # not void
+            out.append(by_name[i] & mask)
         i += 1
     return out
 
@@ -164,12 +167,12 @@ def ids_named(index: BtfIndex, off: int) -> list[int]:
 def enumerator_refs(index: BtfIndex, off: int) -> list[int]:
     """``type id << 16 | position`` of the enumerators named at ``off`` (the
     enumerator lookup must have been added)."""
-    e_names, e_refs = index.enum_names, index.enum_refs
-    assert e_names is not None and e_refs is not None
-    i = bisect.bisect_left(e_names, off)
+    by_enum, refs = index.by_enum, index.enum_refs
+    assert by_enum is not None and refs is not None
+    i = bisect.bisect_left(by_enum, off << 32)
     out = []
-    while i < len(e_names) and e_names[i] == off:
-        out.append(e_refs[i])
+    while i < len(by_enum) and by_enum[i] >> 32 == off:
+        out.append(refs[by_enum[i] & 0xFFFFFFFF])
         i += 1
     return out
 
