@@ -4,16 +4,20 @@ btf_cache
 ---------
 
 The BTF index (:mod:`rmem_inspect.formats.btf_index`: where each of the ~100,000
-type records starts) kept per kernel build in the user's cache directory
+type records starts, type ids by name, enumerators by name, and the strings looked
+up) kept per kernel build in the user's cache directory
 (``$XDG_CACHE_HOME/rmem-inspect/btf-index/<build-id>.idx``), so a second look at
-any dump of the same kernel skips the pass over the type section.
+any dump of the same kernel neither walks the type section nor searches the string
+section for the names it has asked before.
 
 A file is used only when it names the same build-id and was written for the same
 blob (size and CRC-32, checked by :func:`~rmem_inspect.formats.btf_index.unpack_index`);
-a truncated, damaged or foreign file is ignored and rewritten. The directory is
-bounded (:data:`MAX_FILES`, :data:`MAX_BYTES`: the oldest go first). Nothing is
-written when caching is off (``--no-cache``: :data:`ENABLED`) or the directory is
-not writable; the report never depends on the cache.
+a truncated, damaged or foreign file is ignored and rewritten. It is written when
+the :class:`Btf` is done with (collected, or at exit), and only when new names were
+looked up. The directory is bounded (:data:`MAX_FILES`, :data:`MAX_BYTES`: the
+oldest go first). Nothing is read or written when caching is off (``--no-cache``:
+:data:`ENABLED`) and nothing is written where the directory is not writable; the
+report never depends on the cache.
 """
 
 from __future__ import annotations
@@ -22,19 +26,29 @@ import contextlib
 import os
 import re
 import tempfile
+import weakref
 from contextvars import ContextVar
 
 from rmem_inspect.formats.btf import Btf
-from rmem_inspect.formats.btf_index import IndexMismatch, complete, pack_index, unpack_index
+from rmem_inspect.formats.btf_index import (
+    BtfIndex,
+    IndexMismatch,
+    blob_key,
+    complete,
+    pack_index,
+    unpack_index,
+)
 
-__all__ = ["ENABLED", "MAX_BYTES", "MAX_FILES", "cache_dir", "load_btf"]
+__all__ = ["ENABLED", "MAX_BYTES", "MAX_FILES", "cache_dir", "flush", "load_btf"]
 
 #: Whether the index cache is read and written (``--no-cache`` sets it False).
 ENABLED: ContextVar[bool] = ContextVar("rmem_inspect_btf_cache", default=True)
-#: Bounds of the cache directory (an index is about 1 MiB per kernel build).
+#: Bounds of the cache directory (an index is about 3 MiB per kernel build).
 MAX_FILES = 32
-MAX_BYTES = 64 << 20
+MAX_BYTES = 128 << 20
 _BUILD_ID = re.compile(r"[0-9a-f]{8,128}")
+#: Writes waiting for their Btf to be done with.
+_PENDING: list[weakref.finalize] = []
 
 
 def cache_dir() -> str:
@@ -44,7 +58,6 @@ def cache_dir() -> str:
 
 
 def _path(build_id: str) -> str | None:
-    build_id = build_id.lower()
     if not _BUILD_ID.fullmatch(build_id):
         return None
     return os.path.join(cache_dir(), f"{build_id}.idx")
@@ -56,24 +69,41 @@ def load_btf(blob: bytes, build_id: str | None, pointer_size: int = 8) -> tuple[
     :returns: the Btf and one sentence saying where its index came from.
     :raises BtfError: the blob is not valid BTF.
     """
-    path = _path(build_id) if build_id and ENABLED.get() else None
-    if path is not None:
-        try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_BYTES)
-            head, _, rest = data.partition(b"\n")
-            if head.decode(errors="replace") != build_id.lower():  # type: ignore[union-attr]
-                raise IndexMismatch("the index names another build-id")
-            btf = Btf(blob, pointer_size, index=unpack_index(rest, blob))
-            return btf, f"BTF index: cached for build-id {build_id} ({path})"
-        except (OSError, IndexMismatch):
-            pass  # absent, truncated, damaged or foreign: walk again and rewrite
-    btf = Btf(blob, pointer_size)
-    if path is None:  # one use: the lookups scan the sections instead
-        return btf, "BTF index: built (cache off)" if build_id else "BTF index: built"
-    complete(btf.index, btf.types_section, btf.strings_section, btf.byte_order)
-    written = _write(path, build_id.lower().encode() + b"\n" + pack_index(btf.index, blob))  # type: ignore[union-attr]
-    return btf, f"BTF index: built{', cached in ' + path if written else ''}"
+    bid = (build_id or "").lower()
+    path = _path(bid) if bid and ENABLED.get() else None
+    if path is None:  # one use: the lookups scan the sections
+        return Btf(blob, pointer_size), (
+            "BTF index: built (cache off)" if bid else "BTF index: built"
+        )
+    key = blob_key(blob)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES)
+        head, _, rest = data.partition(b"\n")
+        if head.decode(errors="replace") != bid:
+            raise IndexMismatch("the index names another build-id")
+        btf = Btf(blob, pointer_size, index=unpack_index(rest, key))
+        how = f"BTF index: cached for build-id {bid} ({path})"
+        known = len(btf.index.strings)
+    except (OSError, IndexMismatch):  # absent, truncated, damaged or foreign
+        btf = Btf(blob, pointer_size)
+        complete(btf.index, btf.types_section, btf.byte_order)
+        how = f"BTF index: built, cached in {path} when done"
+        known = -1
+    _PENDING.append(weakref.finalize(btf, _save, path, bid, btf.index, key, known))
+    return btf, how
+
+
+def flush() -> None:
+    """Write the indexes whose Btf objects are still alive (tests; the rest are
+    written when collected or at exit)."""
+    while _PENDING:
+        _PENDING.pop()()
+
+
+def _save(path: str, build_id: str, index: BtfIndex, key: tuple[int, int], known: int) -> None:
+    if len(index.strings) > known:
+        _write(path, build_id.encode() + b"\n" + pack_index(index, key))
 
 
 def _write(path: str, data: bytes) -> bool:

@@ -237,11 +237,18 @@ class Btf:
             len(index.kinds) > 1 and index.offsets[-1] >= len(self._types)
         ):
             raise BtfError("BTF index does not fit the blob")
+        else:  # strings remembered by an earlier run: kept only where they are there
+            strs = self._strs
+            index.strings = {
+                name: offs
+                for name, offs in index.strings.items()
+                if all(0 < o and strs[o - 1 : o + len(name) + 1] == b"\0" + name.encode() + b"\0"
+                       for o in offs)  # fmt: skip
+            }
         self.index = index
         self._offsets = index.offsets  # type id -> record offset (id 0 is void)
         self._names = index.names  # type id -> name offset
         self._kinds = index.kinds  # type id -> kind
-        self._name_offs: dict[str, list[int]] = {}
         self._found: dict[tuple[str, str], list[int]] = {}
         self._cache: dict[int, BtfType] = {}
 
@@ -281,10 +288,11 @@ class Btf:
         return self._strs[offset:nul].decode(errors="replace")
 
     def _name_offsets(self, name: str) -> list[int]:
+        memo = self.index.strings  # kept with a cached index
         try:
-            return self._name_offs[name]
+            return memo[name]
         except KeyError:
-            out = self._name_offs[name] = string_offsets(self.index, self._strs, name.encode())
+            out = memo[name] = string_offsets(self._strs, name.encode())
             return out
 
     def find(self, namespace: str, name: str) -> list[int]:

@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import array
 import bisect
-import itertools
 import struct
 import sys
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "BtfIndex",
     "IndexMismatch",
     "add_enumerators",
+    "blob_key",
     "complete",
     "enumerator_refs",
     "ids_named",
@@ -51,7 +51,7 @@ _PER_W = [_EXTRA.get(k, (0, 0))[1] // 4 for k in range(32)]
 _KIND_NAMES = ["", "int", "ptr", "array", "struct", "union", "enum", "fwd", "typedef",
                "volatile", "const", "restrict", "func", "func_proto", "var", "datasec",
                "float", "decl_tag", "type_tag", "enum64"] + [""] * 12  # fmt: skip
-_MAGIC = b"RMIBTFX2"
+_MAGIC = b"RMIBTFX3"
 _HEAD = struct.Struct("<8sQII")  # magic, blob size, blob CRC-32, type count
 
 
@@ -69,31 +69,26 @@ class BtfIndex:
     kinds: bytearray
     #: ``name offset << 20 | type id`` ascending (BTF_MAX_TYPE is 0xfffff: 20 bits).
     by_name: array.array[int] | None = None
-    #: ``CRC-32 << 32 | offset`` of every string of the string section, ascending.
-    by_hash: array.array[int] | None = None
     #: ``name offset << 32 | n`` of every ENUM/ENUM64 enumerator, ascending, where
     #: ``enum_refs[n]`` is its ``type id << 16 | position``.
     by_enum: array.array[int] | None = None
     enum_refs: array.array[int] | None = None
+    #: Strings looked up so far -> their offsets in the string section (kept with the
+    #: index, so a later run over the same blob does not search the section again).
+    strings: dict[str, list[int]] = field(default_factory=dict)
 
 
 #: The arrays serialised, in order (all of 64-bit items but the first two).
-_ARRAYS = (("offsets", "I"), ("names", "I"), ("by_name", "Q"), ("by_hash", "Q"),
-           ("by_enum", "Q"), ("enum_refs", "Q"))  # fmt: skip
+_ARRAYS = (("offsets", "I"), ("names", "I"), ("by_name", "Q"), ("by_enum", "Q"),
+           ("enum_refs", "Q"))  # fmt: skip
 TID_BITS = 20
 
 
-def complete(index: BtfIndex, types: bytes, strs: bytes, order: str) -> None:
-    """Add every name lookup to ``index`` (one pass each, no type decoded)."""
+def complete(index: BtfIndex, types: bytes, order: str) -> None:
+    """Add the type-name and enumerator lookups to ``index`` (no type decoded)."""
     keys = [(off << TID_BITS) | tid for tid, off in enumerate(index.names)]
     keys.sort()
     index.by_name = array.array("Q", keys)
-    pieces = strs.split(b"\0")[:-1]  # the section ends with NUL
-    starts = itertools.accumulate(map(len, pieces), lambda at, n: at + n + 1, initial=0)
-    # starts has one item more (the end of the last string): strict=False
-    keys = [(h << 32) | at for h, at in zip(map(zlib.crc32, pieces), starts, strict=False)]
-    keys.sort()
-    index.by_hash = array.array("Q", keys)
     add_enumerators(index, types, order)
 
 
@@ -119,25 +114,14 @@ def add_enumerators(index: BtfIndex, types: bytes, order: str) -> None:
     index.enum_refs = e_refs
 
 
-def string_offsets(index: BtfIndex, strs: bytes, raw: bytes) -> list[int]:
-    """Offsets of the string ``raw`` in the string section ``strs``, ascending: by
-    the index's hashes when it has them, else by searching the section."""
+def string_offsets(strs: bytes, raw: bytes) -> list[int]:
+    """Offsets of the string ``raw`` in the string section ``strs``, ascending."""
     out: list[int] = []
-    by_hash = index.by_hash
-    if by_hash is None:
-        needle = b"\0" + raw + b"\0"
-        at = strs.find(needle)
-        while at >= 0:
-            out.append(at + 1)
-            at = strs.find(needle, at + 1)
-        return out
-    h = zlib.crc32(raw)
-    i = bisect.bisect_left(by_hash, h << 32)
-    while i < len(by_hash) and by_hash[i] >> 32 == h:
-        off = by_hash[i] & 0xFFFFFFFF
-        if strs[off : off + len(raw) + 1] == raw + b"\0":
-            out.append(off)
-        i += 1
+    needle = b"\0" + raw + b"\0"
+    at = strs.find(needle)
+    while at >= 0:
+        out.append(at + 1)
+        at = strs.find(needle, at + 1)
     return out
 
 
@@ -225,39 +209,48 @@ def walk(types: bytes, str_len: int, order: str, error: type[ValueError]) -> Btf
     return BtfIndex(offsets, names, kinds)
 
 
-def pack_index(index: BtfIndex, blob: bytes) -> bytes:
-    """The index (every lookup included: :func:`complete` it first) as bytes, tied to
-    ``blob`` (its size and CRC-32)."""
+def blob_key(blob: bytes) -> tuple[int, int]:
+    """What an index is tied to: the blob's size and CRC-32."""
+    return len(blob), zlib.crc32(blob)
+
+
+def pack_index(index: BtfIndex, key: tuple[int, int]) -> bytes:
+    """The index (:func:`complete` it first) and the strings looked up, as bytes tied
+    to the blob of ``key`` (:func:`blob_key`)."""
     parts = []
     for name, code in _ARRAYS:
         arr = array.array(code, getattr(index, name))
         if sys.byteorder != "little":
             arr.byteswap()
         parts.append(arr)
-    body = _HEAD.pack(_MAGIC, len(blob), zlib.crc32(blob), len(index.kinds) - 1)
-    body += struct.pack(f"<{len(parts)}I", *(len(a) for a in parts))
-    body += b"".join(a.tobytes() for a in parts) + bytes(index.kinds)
+    strings = b"".join(
+        name.encode() + b"\0" + ",".join(map(str, offs)).encode() + b"\n"
+        for name, offs in sorted(index.strings.items())
+    )
+    body = _HEAD.pack(_MAGIC, key[0], key[1], len(index.kinds) - 1)
+    body += struct.pack(f"<{len(parts) + 1}I", *(len(a) for a in parts), len(strings))
+    body += b"".join(a.tobytes() for a in parts) + bytes(index.kinds) + strings
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-def unpack_index(data: bytes, blob: bytes) -> BtfIndex:
-    """The index :func:`pack_index` wrote for ``blob``.
+def unpack_index(data: bytes, key: tuple[int, int]) -> BtfIndex:
+    """The index :func:`pack_index` wrote for the blob of ``key``.
 
     :raises IndexMismatch: truncated, damaged, or written for another blob.
     """
-    head = _HEAD.size + 4 * len(_ARRAYS)
+    head = _HEAD.size + 4 * (len(_ARRAYS) + 1)
     if len(data) < head + 4:
         raise IndexMismatch("BTF index truncated")
     magic, size, crc, count = _HEAD.unpack_from(data)
     if magic != _MAGIC:
         raise IndexMismatch("not a BTF index")
-    lengths = struct.unpack_from(f"<{len(_ARRAYS)}I", data, _HEAD.size)
+    *lengths, n_strings = struct.unpack_from(f"<{len(_ARRAYS) + 1}I", data, _HEAD.size)
     sizes = [n * array.array(code).itemsize for n, (_, code) in zip(lengths, _ARRAYS, strict=True)]
-    if len(data) != head + sum(sizes) + count + 1 + 4:
+    if len(data) != head + sum(sizes) + count + 1 + n_strings + 4:
         raise IndexMismatch("BTF index truncated")
     if struct.unpack_from("<I", data, len(data) - 4)[0] != zlib.crc32(data[:-4]):
         raise IndexMismatch("BTF index damaged")
-    if size != len(blob) or crc != zlib.crc32(blob):
+    if (size, crc) != key:
         raise IndexMismatch("BTF index of another BTF blob")
     at = head
     arrays = {}
@@ -269,4 +262,13 @@ def unpack_index(data: bytes, blob: bytes) -> BtfIndex:
         at += n
     if len(arrays["offsets"]) != count + 1 or len(arrays["names"]) != count + 1:
         raise IndexMismatch("BTF index counts disagree")
-    return BtfIndex(kinds=bytearray(data[at : at + count + 1]), **arrays)
+    kinds = bytearray(data[at : at + count + 1])
+    at += count + 1
+    strings: dict[str, list[int]] = {}
+    try:
+        for line in data[at : at + n_strings].split(b"\n")[:-1]:
+            raw, _, offs = line.partition(b"\0")
+            strings[raw.decode()] = [int(x) for x in offs.split(b",") if x]
+    except (ValueError, UnicodeDecodeError):
+        raise IndexMismatch("BTF index strings damaged") from None
+    return BtfIndex(kinds=kinds, strings=strings, **arrays)

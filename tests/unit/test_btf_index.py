@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 
 from rmem_inspect.collect import btf_cache
 from rmem_inspect.formats.btf import Btf
-from rmem_inspect.formats.btf_index import IndexMismatch, complete, pack_index, unpack_index
+from rmem_inspect.formats.btf_index import (
+    IndexMismatch,
+    blob_key,
+    complete,
+    pack_index,
+    unpack_index,
+)
 from tests.unit.btf_blobs import sample_blob
 
 pytestmark = pytest.mark.unit
@@ -42,7 +48,7 @@ def test_index_lookups_equal_the_scans(order: str) -> None:
     blob = sample_blob(order)
     scanned = Btf(blob)
     indexed = Btf(blob)
-    complete(indexed.index, indexed.types_section, indexed.strings_section, order)
+    complete(indexed.index, indexed.types_section, order)
     assert _answers(indexed) == _answers(scanned)
     assert any(_answers(scanned))  # the sample has these names
 
@@ -50,19 +56,21 @@ def test_index_lookups_equal_the_scans(order: str) -> None:
 def test_serialised_index_round_trips_and_is_checked() -> None:
     blob = sample_blob()
     btf = Btf(blob)
-    complete(btf.index, btf.types_section, btf.strings_section, "<")
-    data = pack_index(btf.index, blob)
-    again = Btf(blob, index=unpack_index(data, blob))
+    complete(btf.index, btf.types_section, "<")
+    _answers(btf)  # the strings looked up travel with the index
+    data = pack_index(btf.index, blob_key(blob))
+    again = Btf(blob, index=unpack_index(data, blob_key(blob)))
+    assert again.index.strings == btf.index.strings and again.index.strings
     assert _answers(again) == _answers(Btf(blob))
     with pytest.raises(IndexMismatch, match="truncated"):
-        unpack_index(data[:-9], blob)
+        unpack_index(data[:-9], blob_key(blob))
     damaged = bytearray(data)
     damaged[len(data) // 2] ^= 0x40
     with pytest.raises(IndexMismatch, match="damaged"):
-        unpack_index(bytes(damaged), blob)
+        unpack_index(bytes(damaged), blob_key(blob))
     other = sample_blob(">")
     with pytest.raises(IndexMismatch, match="another BTF blob"):
-        unpack_index(data, other)
+        unpack_index(data, blob_key(other))
 
 
 @settings(max_examples=200, deadline=2000, derandomize=True)
@@ -70,11 +78,12 @@ def test_serialised_index_round_trips_and_is_checked() -> None:
 def test_garbage_index_is_refused(junk: bytes, cut: int) -> None:
     blob = sample_blob()
     btf = Btf(blob)
-    complete(btf.index, btf.types_section, btf.strings_section, "<")
-    data = pack_index(btf.index, blob)
+    complete(btf.index, btf.types_section, "<")
+    _answers(btf)
+    data = pack_index(btf.index, blob_key(blob))
     for candidate in (junk, data[:cut] + junk, junk + data[cut:]):
         try:
-            index = unpack_index(candidate, blob)
+            index = unpack_index(candidate, blob_key(blob))
         except IndexMismatch:
             continue
         assert _answers(Btf(blob, index=index)) == _answers(Btf(blob))
@@ -92,28 +101,41 @@ BUILD_ID = "ab" * 20
 def test_cache_is_written_then_used(cache: Path) -> None:
     blob = sample_blob()
     btf, how = btf_cache.load_btf(blob, BUILD_ID)
-    assert how.startswith("BTF index: built, cached in") and (cache / f"{BUILD_ID}.idx").exists()
+    assert how.startswith("BTF index: built, cached in")
+    first = _answers(btf)
+    del btf  # written when done with
+    btf_cache.flush()
+    assert (cache / f"{BUILD_ID}.idx").exists()
     again, how = btf_cache.load_btf(blob, BUILD_ID)
     assert how.startswith("BTF index: cached for build-id")
-    assert _answers(again) == _answers(btf) == _answers(Btf(blob))
+    assert again.index.strings  # the names asked before: not searched again
+    assert _answers(again) == first == _answers(Btf(blob))
+
+
+def _load(blob: bytes, build_id: str) -> str:
+    btf, how = btf_cache.load_btf(blob, build_id)
+    _answers(btf)
+    del btf
+    btf_cache.flush()
+    return how
 
 
 def test_foreign_and_truncated_cache_files_are_ignored(cache: Path) -> None:
     blob = sample_blob()
-    btf_cache.load_btf(blob, BUILD_ID)
+    _load(blob, BUILD_ID)
     path = cache / f"{BUILD_ID}.idx"
     other = "cd" * 20
     os.replace(path, cache / f"{other}.idx")  # a file under the wrong build-id
-    _, how = btf_cache.load_btf(blob, other)
+    how = _load(blob, other)
     assert how.startswith("BTF index: built")
     data = path.read_bytes() if path.exists() else (cache / f"{other}.idx").read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    _, how = btf_cache.load_btf(blob, BUILD_ID)
+    how = _load(blob, BUILD_ID)
     assert how.startswith("BTF index: built, cached")
-    _, how = btf_cache.load_btf(blob, BUILD_ID)
+    how = _load(blob, BUILD_ID)
     assert how.startswith("BTF index: cached")
     # the same build-id with another blob (a corrupt dump, say): not used
-    _, how = btf_cache.load_btf(sample_blob(">"), BUILD_ID)
+    how = _load(sample_blob(">"), BUILD_ID)
     assert how.startswith("BTF index: built")
 
 
@@ -135,5 +157,5 @@ def test_cache_directory_is_bounded(cache: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(btf_cache, "MAX_FILES", 3)
     blob = sample_blob()
     for i in range(6):
-        btf_cache.load_btf(blob, f"{i:040x}")
+        _load(blob, f"{i:040x}")
     assert len(list(cache.glob("*.idx"))) == 3
