@@ -205,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
             "dumps": [{"dump": r.dump, "runs": {w: [asdict(x) for x in r.runs[w]] for w in WHO}}
                       for r in results],
             "batch": batch}, indent=1))  # fmt: skip
+    limits = {("cold", "wall"): COLD_RATIO, ("warm", "wall"): WARM_RATIO,
+              ("warm", "rss"): RSS_RATIO, ("dwarf", "wall"): DWARF_RATIO}  # fmt: skip
     missed = [r.dump for r in results
-              if r.ratio("cold", "wall") > COLD_RATIO or r.ratio("warm", "wall") > WARM_RATIO
-              or r.ratio("warm", "rss") > RSS_RATIO or r.ratio("dwarf", "wall") > DWARF_RATIO]  # fmt: skip
+              if any(r.ratio(who, what) > limit for (who, what), limit in limits.items())]  # fmt: skip
     if batch and batch["cpu_per_dump"] > BATCH_CPU:
         missed.append("batch")
     return 1 if missed else 0
