@@ -207,8 +207,11 @@ def main(argv: list[str] | None = None) -> int:
             "batch": batch}, indent=1))  # fmt: skip
     limits = {("cold", "wall"): COLD_RATIO, ("warm", "wall"): WARM_RATIO,
               ("warm", "rss"): RSS_RATIO, ("dwarf", "wall"): DWARF_RATIO}  # fmt: skip
-    missed = [r.dump for r in results
-              if any(r.ratio(who, what) > limit for (who, what), limit in limits.items())]  # fmt: skip
+    missed = [
+        r.dump
+        for r in results
+        if any(r.ratio(who, what) > limit for (who, what), limit in limits.items())
+    ]
     if batch and batch["cpu_per_dump"] > BATCH_CPU:
         missed.append("batch")
     return 1 if missed else 0
