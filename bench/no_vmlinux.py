@@ -144,6 +144,40 @@ def bench_batch(work: str) -> dict[str, float]:
     }
 
 
+def bench_phases(vmcore: str, reps: int, work: str) -> dict[str, dict[str, float]]:
+    """Median CPU seconds per phase (bench/phases.py), cold and warm, and what the
+    floor costs: interpreter start, ``import drgn``, ``set_core_dump()`` with and
+    without drgn's command-line plugins."""
+    py = sys.executable
+    floor = {
+        "interpreter start": [py, "-c", "pass"],
+        "interpreter + import drgn": [py, "-c", "import drgn"],
+        "+ set_core_dump (plugins loaded)": [py, "-c", SET_CORE, vmcore],
+    }
+    out: dict[str, dict[str, float]] = {"floor": {}}
+    for name, cmd in floor.items():
+        out["floor"][name] = statistics.median(run_child(cmd).cpu for _ in range(reps))
+    skip = dict(os.environ, DRGN_DISABLE_PLUGINS="builtin_commands,crash_commands,rmem_inspect")
+    out["floor"]["+ set_core_dump (command plugins skipped)"] = statistics.median(
+        run_child(floor["+ set_core_dump (plugins loaded)"], skip).cpu for _ in range(reps)
+    )
+    for kind in ("cold", "warm"):
+        warm_dir = tempfile.mkdtemp(dir=work)
+        runs = []
+        for _ in range(reps):
+            cache = tempfile.mkdtemp(dir=work) if kind == "cold" else warm_dir
+            p = subprocess.run([py, str(ROOT / "bench" / "phases.py"), vmcore], env=_env(cache),
+                               capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
+            runs.append(json.loads(p.stdout))
+        if kind == "warm":  # the first warm run wrote the cache: leave it out
+            runs = runs[1:] or runs
+        out[kind] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    return out
+
+
+SET_CORE = "import drgn, sys; drgn.Program().set_core_dump(sys.argv[1])"
+
+
 def markdown(results: list[DumpRuns], batch: dict[str, float] | None, reps: int) -> str:
     out = [
         f"One run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
@@ -182,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-d", "--dumps", default="*", help="series/scenario pattern")
     ap.add_argument("-r", "--reps", type=int, default=3)
     ap.add_argument("--no-batch", action="store_true")
+    ap.add_argument("--phases", metavar="SERIES/SCENARIO", help="also profile this dump's phases")
     ap.add_argument("--markdown", metavar="FILE")
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args(argv)
@@ -196,7 +231,18 @@ def main(argv: list[str] | None = None) -> int:
             results.append(bench_dump(m.series, m.scenario, str(m.path("vmcore")),
                                       str(m.path("vmlinux")), args.reps, work))  # fmt: skip
         batch = None if args.no_batch else bench_batch(work)
+        phases = None
+        if args.phases:
+            m = next(m for m in manifests if f"{m.series}/{m.scenario}" == args.phases)
+            phases = bench_phases(str(m.path("vmcore")), max(args.reps, 3) + 1, work)
     md = markdown(results, batch, args.reps)
+    if phases:
+        md += f"\nCPU seconds per phase ({args.phases}, medians; bench/phases.py):\n\n"
+        md += "| phase | cold | warm |\n|---|---|---|\n"
+        for k in phases["warm"]:
+            md += f"| {k} | {phases['cold'][k]:.3f} | {phases['warm'][k]:.3f} |\n"
+        md += "\nFloor (CPU seconds, fresh processes):\n\n"
+        md += "".join(f"- {k}: {v:.3f}\n" for k, v in phases["floor"].items())
     sys.stdout.write(md)
     if args.markdown:
         Path(args.markdown).write_text(md)
@@ -204,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps({
             "dumps": [{"dump": r.dump, "runs": {w: [asdict(x) for x in r.runs[w]] for w in WHO}}
                       for r in results],
-            "batch": batch}, indent=1))  # fmt: skip
+            "batch": batch, "phases": phases}, indent=1))  # fmt: skip
     limits = {("cold", "wall"): COLD_RATIO, ("warm", "wall"): WARM_RATIO,
               ("warm", "rss"): RSS_RATIO, ("dwarf", "wall"): DWARF_RATIO}  # fmt: skip
     missed = [
