@@ -5,8 +5,8 @@ in a fresh interpreter (``bench/no_vmlinux.py --phases`` does, several times), i
 prints one JSON object of CPU seconds (``time.process_time``) per phase: importing
 drgn, importing rmem_inspect's report path, ``set_core_dump()``, the kallsyms finder,
 reading the BTF blob, the BTF index (from the cache when warm), ``inspect()`` (the
-collectors), the checks with the table rendering and writing the index cache (cold). Interpreter start is measured by
-the caller (``python -c pass``).
+collectors), the checks with the table rendering and writing the index cache (cold).
+Interpreter start is measured by the caller (``python -c pass``).
 """
 
 from __future__ import annotations
