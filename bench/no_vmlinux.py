@@ -185,18 +185,33 @@ def markdown(results: list[DumpRuns], batch: dict[str, float] | None, reps: int)
         f"{reps} repetitions; medians, ratios to bare drgn with the vmlinux "
         "(per-repetition ratio range in brackets).",
         "",
-        "| dump | bare wall s | cold | warm | DWARF report | bare RSS MiB | no-vmlinux RSS |",
-        "|---|---|---|---|---|---|---|",
+        "| dump | bare wall s | cold wall | warm wall | DWARF report wall | bare CPU s | "
+        "cold CPU | warm CPU | DWARF CPU | bare RSS MiB | no-vmlinux RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         cells = []
-        for who in ("cold", "warm", "dwarf"):
-            lo, hi = r.spread(who, "wall")
-            cells.append(f"{r.ratio(who, 'wall'):.2f}x [{lo:.2f}-{hi:.2f}]")
+        for what in ("wall", "cpu"):
+            if what == "cpu":
+                cells.append(f"{r.median('bare', 'cpu'):.2f}")
+            for who in ("cold", "warm", "dwarf"):
+                lo, hi = r.spread(who, what)
+                cells.append(f"{r.ratio(who, what):.2f}x [{lo:.2f}-{hi:.2f}]")
         out.append(
             f"| {r.dump} | {r.median('bare', 'wall'):.2f} | {' | '.join(cells)} | "
             f"{r.median('bare', 'rss') / 1024:.0f} | {r.ratio('warm', 'rss'):.2f}x |"
         )
+    if results:
+        out.append("")
+        for who, label in (("cold", "cold"), ("warm", "warm"), ("dwarf", "DWARF report")):
+            for what in ("wall", "cpu"):
+                ratios = sorted(x.ratio(who, what) for x in results)
+                out.append(
+                    f"- {label} {what}: median {statistics.median(ratios):.2f}x bare "
+                    f"(dumps {ratios[0]:.2f}x to {ratios[-1]:.2f}x)"
+                )
+        rss = sorted(x.ratio("warm", "rss") for x in results)
+        out.append(f"- peak RSS: {rss[0]:.2f}x to {rss[-1]:.2f}x bare")
     if results:
         out.append("")
         for who, label in (("bare", "bare"), ("cold", "cold"), ("warm", "warm"),
@@ -219,7 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phases", metavar="SERIES/SCENARIO", help="also profile this dump's phases")
     ap.add_argument("--markdown", metavar="FILE")
     ap.add_argument("--json", metavar="FILE")
+    ap.add_argument("--from-json", metavar="FILE", help="print the tables of a saved run")
     args = ap.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        again = [DumpRuns(d["dump"], {w: [Run(**x) for x in d["runs"][w]] for w in WHO})
+                 for d in saved["dumps"]]  # fmt: skip
+        sys.stdout.write(markdown(again, saved["batch"], len(again[0].runs["bare"])))
+        return 0
     manifests = [m for m in load_manifests() if m.series in ("6.12", "7.x")
                  and fnmatch.fnmatch(f"{m.series}/{m.scenario}", args.dumps)]  # fmt: skip
     # bytecode as pip install leaves it (this machine sets PYTHONDONTWRITEBYTECODE=1)
