@@ -225,7 +225,7 @@ def _open_file(src: Source, path: str, on_program: Callable[[Program], None] | N
 def _say_how(prog: Program) -> None:
     """``--verbose``: how symbols and types were found, on stderr."""
     from rmem_inspect.collect.kallsyms_finder import NOTE_KEY
-    from rmem_inspect.collect.program import BTF_INDEX_NOTE
+    from rmem_inspect.collect.without_vmlinux import BTF_INDEX_NOTE
 
     for key in (NOTE_KEY, BTF_INDEX_NOTE):
         note = prog.cache.get(key)

@@ -27,8 +27,8 @@ from rmem_inspect.formats.kallsyms import (
     Kallsyms,
     KallsymsError,
     KallsymsSymbol,
-    ProcKallsyms,
 )
+from rmem_inspect.formats.proc_kallsyms import ProcKallsyms
 
 __all__ = ["NOTE_KEY", "PROC_KALLSYMS", "install_kallsyms", "vmcoreinfo"]
 

@@ -18,9 +18,9 @@ from rmem_inspect.formats.kallsyms import (
     LAYOUTS,
     Kallsyms,
     KallsymsError,
-    ProcKallsyms,
     locate,
 )
+from rmem_inspect.formats.proc_kallsyms import ProcKallsyms
 from tests.unit.kallsyms_fixtures import SERIES, Fixture, load
 
 pytestmark = pytest.mark.unit

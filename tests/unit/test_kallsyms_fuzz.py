@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rmem_inspect.formats.kallsyms import Kallsyms, KallsymsError, ProcKallsyms
+from rmem_inspect.formats.kallsyms import Kallsyms, KallsymsError
+from rmem_inspect.formats.proc_kallsyms import ProcKallsyms
 from tests.unit.kallsyms_fixtures import SERIES, Fixture, load
 
 pytestmark = pytest.mark.unit
