@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 
 from drgn import FaultError, Program
 
-from rmem_inspect import __version__
 from rmem_inspect.errors import InputError
 from rmem_inspect.kernel.layouts import Layout
 from rmem_inspect.model import KernelInfo, LinearMapCheck, Snapshot
+from rmem_inspect.version import __version__
 
 __all__ = ["inspect"]
 
