@@ -28,13 +28,9 @@ collectors say what they could not read, and :func:`missing_pages` names the pag
 
 from __future__ import annotations
 
-import logging
 import mmap
 import os
 from dataclasses import dataclass, field
-from typing import Any
-
-import drgn
 
 from rmem_inspect.errors import InputError
 from rmem_inspect.formats.elf import ElfError, read_elf
@@ -48,7 +44,6 @@ from rmem_inspect.formats.ramdump import (
     parse_load_cmm,
     parse_vmcoreinfo,
 )
-from rmem_inspect.kernel.arch import ARCHES, arch_for_machine
 
 __all__ = [
     "RAMDUMP_CACHE_KEY",
@@ -57,7 +52,6 @@ __all__ = [
     "find_vmcoreinfo",
     "is_ramdump",
     "open_banks",
-    "open_ramdump",
 ]
 
 #: ``prog.cache`` key of the :class:`RamSet` a program reads.
@@ -288,9 +282,13 @@ def _elf_banks(path: str) -> RamSet:
         banks = []
         for i in range(phnum):
             if wide:
-                ptype, _f, off, _va, pa, filesz = struct.unpack_from(e + "IIQQQQ", m, phoff + i * phentsize)
+                ptype, _f, off, _va, pa, filesz = struct.unpack_from(
+                    e + "IIQQQQ", m, phoff + i * phentsize
+                )
             else:
-                ptype, off, _va, pa, filesz = struct.unpack_from(e + "IIIII", m, phoff + i * phentsize)
+                ptype, off, _va, pa, filesz = struct.unpack_from(
+                    e + "IIIII", m, phoff + i * phentsize
+                )
             if ptype == PT_LOAD and filesz:
                 banks.append(Bank(path, pa, filesz, off, f"PT_LOAD {i}", fd, m))
     except (struct.error, ValueError, IndexError) as ex:

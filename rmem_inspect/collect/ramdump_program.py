@@ -32,11 +32,12 @@ from rmem_inspect.kernel.image import IMAGE_SYMBOLS, ImageNotFound, fit_arm64
 
 __all__ = ["RamdumpOptions", "open_ramdump", "parse_kaslr", "ramdump_support"]
 
+_LE64 = drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN
 _PLATFORMS = {
-    "arm64": (drgn.Architecture.AARCH64, drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN),
+    "arm64": (drgn.Architecture.AARCH64, _LE64),
     "arm": (drgn.Architecture.ARM, drgn.PlatformFlags.IS_LITTLE_ENDIAN),
-    "riscv64": (drgn.Architecture.RISCV64, drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN),
-}  # fmt: skip
+    "riscv64": (drgn.Architecture.RISCV64, _LE64),
+}
 MASK64 = (1 << 64) - 1
 
 

@@ -54,7 +54,11 @@ class VmlinuxImage:
     def read(self, addr: int, size: int) -> bytes | None:
         """The file's bytes at link-time ``addr`` (None: not in one PROGBITS/NOTE section)."""
         for s in self.sections:
-            if s.type in (SHT_PROGBITS, SHT_NOTE) and s.addr <= addr and addr + size <= s.addr + s.size:
+            if (
+                s.type in (SHT_PROGBITS, SHT_NOTE)
+                and s.addr <= addr
+                and addr + size <= s.addr + s.size
+            ):
                 assert self._map is not None
                 start = s.offset + addr - s.addr
                 return bytes(self._map[start : start + size])
@@ -166,6 +170,6 @@ def _symbols(
         fmt, name_at, value_at = e + "IIIBBH", 0, 1
     entsize = entsize or struct.calcsize(fmt)
     for fields in struct.iter_unpack(fmt, m[off : off + size - size % entsize]):
-        name = offsets.get(fields[name_at])
-        if name is not None and name not in img.symbols and fields[value_at]:
-            img.symbols[name] = fields[value_at]
+        found = offsets.get(fields[name_at])
+        if found is not None and found not in img.symbols and fields[value_at]:
+            img.symbols[found] = fields[value_at]

@@ -227,7 +227,9 @@ def parse_dump_info(text: str) -> list[BankSpec]:
         if len(words) < 4 or not re.fullmatch(r"0[xX][0-9a-fA-F]+", words[1]):
             continue
         if not words[2].isdigit():
-            raise RamdumpFormatError(f"line {n} ({raw.strip()!r}): size {words[2]!r} is not decimal")
+            raise RamdumpFormatError(
+                f"line {n} ({raw.strip()!r}): size {words[2]!r} is not decimal"
+            )
         paddr = int(words[1], 16)
         if paddr >= ADDR_LIMIT:
             raise RamdumpFormatError(f"line {n} ({raw.strip()!r}): base beyond 64 bits")
@@ -238,7 +240,7 @@ def parse_dump_info(text: str) -> list[BankSpec]:
 def check_overlaps(banks: list[tuple[str, int, int]]) -> None:
     """Refuse banks (name, paddr, size) that claim the same physical bytes."""
     spans = sorted((p, p + s, name) for name, p, s in banks if s > 0)
-    for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
+    for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:], strict=False):
         if b0 < a1:
             raise RamdumpFormatError(
                 f"banks {an} ({a0:#x}..{a1 - 1:#x}) and {bn} ({b0:#x}..{b1 - 1:#x}) overlap: "
