@@ -214,3 +214,43 @@ def test_another_boots_ram_is_refused(tmp_path: Path) -> None:
         run_cli("check", "--vmcore", bank_list(banks), "--vmlinux", vmlinux), "an earlier boot's"
     )
     assert "linux_banner" in line
+
+
+def test_batch_takes_ramdump_sets(banks612, tmp_path: Path) -> None:
+    """A directory with a load.cmm is one dump in a batch, matched to its vmlinux by the
+    BUILD-ID of its VMCOREINFO page."""
+    _vmcore, banks = banks612
+    board = tmp_path / "crashes" / "board1"
+    board.mkdir(parents=True)
+    for path, _base in banks:
+        (board / path.name).symlink_to(path)
+    (board / "load.cmm").write_text((banks[0][0].parent / "load.cmm").read_text())
+    debug = manifest_for("6.12", "baseline").path("vmlinux").parent
+    res = run_cli("batch", tmp_path / "crashes", "-d", debug, "--jsonl", "-")
+    assert res.returncode in (0, 1), res.stderr
+    (rec,) = [json.loads(line) for line in res.stdout.splitlines()]
+    assert rec["path"].endswith("board1") and rec["status"] == "ok", rec
+    assert rec["debug_info"] == "dwarf" and rec["build_id"], rec
+
+
+@pytest.mark.parametrize("series", ["6.1", "6.12", "7.x"])
+def test_image_found_without_vmcoreinfo_on_every_series(series: str, tmp_path: Path) -> None:
+    """KASLR boots of each series, VMCOREINFO page wiped: the vmlinux's image gives the
+    report of the ELF dump, and the KASLR offset the kernel itself wrote."""
+    m = manifest_for(series, "kaslr")
+    vmcore, vmlinux = m.path("vmcore"), str(m.path("vmlinux"))
+    _off, pa, size = _load_segment(vmcore)
+    ram = _cut(vmcore, tmp_path, 0, size, "DDR.BIN")
+    spec = f"{ram}@{pa:#x}"
+    first = json.loads(run_cli("report", "--format", "json", "--vmcore", spec,
+                               "--vmlinux", vmlinux).stdout)["source"]  # fmt: skip
+    page = int(first["kernel_found"].split("phys ")[1].split()[0], 16)
+    with open(ram, "r+b") as f:
+        f.seek(page - pa)
+        f.write(bytes(4096))
+    res = run_cli("report", "--format", "json", "--vmcore", spec, "--vmlinux", vmlinux)
+    ref = run_cli("report", "--format", "json", "--vmcore", vmcore, "--vmlinux", vmlinux)
+    assert comparable(res) == comparable(ref)
+    src = json.loads(res.stdout)["source"]
+    assert src["kernel_found"].startswith("kernel image matched at phys")
+    assert src["kaslr_offset"] == first["kaslr_offset"] != "0x0"
