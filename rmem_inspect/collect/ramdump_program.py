@@ -24,6 +24,7 @@ from typing import Any
 import drgn
 
 from rmem_inspect.collect.ramdump import RAMDUMP_CACHE_KEY, RamSet, find_vmcoreinfo, open_banks
+from rmem_inspect.collect.ramdump_arch import install_virtual_segments
 from rmem_inspect.errors import InputError
 from rmem_inspect.formats.elf import ElfError
 from rmem_inspect.formats.elf_image import VmlinuxImage, open_vmlinux_image
@@ -212,6 +213,13 @@ def _build(
         raise InputError(f"drgn refuses the VMCOREINFO of {ram.shown} ({found}): {e}") from None
     prog.cache[RAMDUMP_CACHE_KEY] = ram
     release = info.get("OSRELEASE", "")
+    try:
+        mapped = install_virtual_segments(prog, ram, arch, info)
+    except LookupError as e:
+        raise InputError(
+            f"the kernel found in {ram.shown} ({found}) cannot be mapped: {e}; check each "
+            f"bank's physical base ({where})"
+        ) from None
     if vm is not None:
         _load(prog, vm.path)
     else:
@@ -227,6 +235,8 @@ def _build(
         "kernel_found": found,
         "kaslr_offset": f"{int(info.get('KERNELOFFSET', '0'), 16):#x}",
     }
+    if mapped:
+        source["mapping"] = mapped
     if notes:
         source["notes"] = "; ".join(notes)
     return prog, source
