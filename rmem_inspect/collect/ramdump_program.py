@@ -29,7 +29,8 @@ from rmem_inspect.errors import InputError
 from rmem_inspect.formats.elf import ElfError
 from rmem_inspect.formats.elf_image import VmlinuxImage, open_vmlinux_image
 from rmem_inspect.kernel.arch import ARCHES, arch_for_machine
-from rmem_inspect.kernel.image import IMAGE_SYMBOLS, ImageNotFound, fit_arm64
+from rmem_inspect.kernel.image import IMAGE_SYMBOLS, ImageNotFound
+from rmem_inspect.kernel.image_arch import fit_image
 
 __all__ = ["RamdumpOptions", "open_ramdump", "parse_kaslr", "ramdump_support"]
 
@@ -188,14 +189,10 @@ def _build(
                 "vmlinux: pass --vmlinux (Debian: the linux-image-*-dbg package)"
             )
         arch = _arch_of(ram, vm, None)
-        if arch != "arm64":
-            raise InputError(
-                f"no VMCOREINFO page in {ram.shown} ({where}), and finding a {arch} kernel "
-                "image from its vmlinux is not implemented: save the bank holding the "
-                "kernel's VMCOREINFO page"
-            )
         try:
-            fit = fit_arm64(ram, vm, kaslr=opts.kaslr, vabits=opts.vabits, ranges=ram.ranges())
+            fit = fit_image(
+                arch, ram, vm, kaslr=opts.kaslr, vabits=opts.vabits, ranges=ram.ranges()
+            )
         except ImageNotFound as e:
             notes_text = f" ({'; '.join(notes)})" if notes else ""
             raise InputError(f"no VMCOREINFO page in {ram.shown}{notes_text}, and {e}") from None
