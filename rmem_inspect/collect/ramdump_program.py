@@ -116,7 +116,7 @@ def open_ramdump(
     opts: RamdumpOptions = RamdumpOptions(),
 ) -> tuple[drgn.Program, dict[str, Any]]:
     """A Program on the raw RAM ``spec`` names, and the report's source record."""
-    from rmem_inspect.collect.program import debuginfod_vmlinux, find_vmlinux
+    from rmem_inspect.collect.debuginfo import debuginfod_vmlinux, find_vmlinux
 
     why = ramdump_support()
     if why:
@@ -220,7 +220,7 @@ def _build(
     if vm is not None:
         _load(prog, vm.path)
     else:
-        from rmem_inspect.collect.program import open_without_vmlinux
+        from rmem_inspect.collect.without_vmlinux import open_without_vmlinux
 
         open_without_vmlinux(prog, ram.shown, release)
     _finish(prog, ram, found, release)
