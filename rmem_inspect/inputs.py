@@ -249,6 +249,11 @@ def _open_drgn(
     elif vmcore and _is_ramdump(vmcore):
         prog, source = _open_ramdump(src, vmcore)
     elif vmcore:
+        if src.kaslr is not None or src.vabits is not None:
+            raise InputError(
+                f"--kaslr and --vabits apply to raw RAM dumps only; {vmcore} carries its "
+                "own VMCOREINFO"
+            )
         prog = open_vmcore(vmcore, src.vmlinux, src.types)
         source = {"kind": "vmcore", "vmcore": os.path.abspath(vmcore)}
     else:

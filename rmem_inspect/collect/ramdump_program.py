@@ -53,9 +53,12 @@ class RamdumpOptions:
     vabits: int | None = None
 
 
-def parse_kaslr(text: str) -> int:
-    """``--kaslr`` as crash takes it: a hexadecimal offset (``0x`` optional)."""
+def parse_kaslr(text: str) -> int | None:
+    """``--kaslr`` as crash takes it: a hexadecimal offset (``0x`` optional), or ``auto``
+    (None: what the dump says)."""
     t = text.strip().lower()
+    if t == "auto":
+        return None
     t = t[2:] if t.startswith("0x") else t
     if not re.fullmatch(r"[0-9a-f]{1,16}", t):
         raise InputError(f"--kaslr {text!r} is not a hexadecimal offset")

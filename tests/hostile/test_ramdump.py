@@ -143,6 +143,14 @@ def test_wiped_vmcoreinfo_page_vmlinux_finds_the_image(banks612, tmp_path: Path)
         "no VMCOREINFO page",
         "pass --vmlinux",
     )
+    # crash's spelling of the VA size override, right and wrong
+    res = run_cli("report", "--format", "json", "--vmcore", bank_list(wiped), "--vmlinux",
+                  vmlinux, "-m", "vabits_actual=48")  # fmt: skip
+    assert comparable(res) == comparable(good)
+    assert_one_line_error(
+        run_cli("check", "--vmcore", bank_list(wiped), "--vmlinux", vmlinux, "--vabits", "39"),
+        "does not map init_uts_ns",
+    )
     # a wrong --kaslr is refused, never reported as kernel data
     assert_one_line_error(
         run_cli("check", "--vmcore", bank_list(wiped), "--vmlinux", vmlinux, "--kaslr", "0x200000"),
@@ -196,6 +204,11 @@ def test_bad_sets_are_one_line(banks612, tmp_path: Path) -> None:
     assert_one_line_error(run_cli("check", "--vmcore", cmm), "not a text script")
     cmm.write_text('sys.up\nprint "hello"\n')
     assert_one_line_error(run_cli("check", "--vmcore", cmm), "no Data.LOAD.Binary")
+    assert_one_line_error(
+        run_cli("check", "--vmcore", manifest_for("6.12", "baseline").path("vmcore"),
+                "--kaslr", "0x1000000"),
+        "raw RAM dumps only",
+    )  # fmt: skip
     (tmp_path / "empty").mkdir()
     assert_one_line_error(run_cli("check", "--vmcore", tmp_path / "empty"), "neither a load.cmm")
     # every bank 256 MiB too high: the kernel does not read back where they say
