@@ -276,6 +276,9 @@ def _finish(prog: drgn.Program, ram: RamSet, found: str, release: str) -> None:
     note = install_translation(prog)
     install_fdt_window(prog)
     if note:
+        # raw RAM has no program headers: the rest comes from ramdump_arch's segments
+        note = note.replace("the dump's program headers", "the linear map and kernel mapping "
+                            "ramdump_arch gives from the banks")  # fmt: skip
         prog.cache[TRANSLATION_NOTE] = note
     try:
         got = prog["init_uts_ns"].name.release.string_().decode(errors="replace")
