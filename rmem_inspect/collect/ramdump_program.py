@@ -95,15 +95,22 @@ def _arch_of(ram: RamSet, vm: VmlinuxImage | None, info: dict[str, str] | None) 
 
 
 def _override(text: str, opts: RamdumpOptions) -> str:
-    """Apply --kaslr / --vabits to a VMCOREINFO from RAM (arm64 moves kimage_voffset by
-    the same amount as the KASLR offset: both are &_text - its link address)."""
+    """Apply --kaslr / --vabits to a VMCOREINFO from RAM. The image's virtual -
+    physical offset moves by as much as the KASLR offset: arm64's kimage_voffset,
+    riscv64's va_kernel_pa_offset (riscv writes no KERNELOFFSET line: one is added)."""
     info = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
     out = []
-    for line in text.splitlines():
+    lines = text.splitlines()
+    if opts.kaslr is not None and "KERNELOFFSET" not in info:
+        lines.append("KERNELOFFSET=0")
+    for line in lines:
         key = line.split("=", 1)[0]
         if opts.kaslr is not None and key == "KERNELOFFSET":
             line = f"KERNELOFFSET={opts.kaslr:x}"
-        elif opts.kaslr is not None and key == "NUMBER(kimage_voffset)":
+        elif opts.kaslr is not None and key in (
+            "NUMBER(kimage_voffset)",
+            "NUMBER(va_kernel_pa_offset)",
+        ):
             old = int(info.get("KERNELOFFSET", "0"), 16)
             line = f"{key}={(int(line.split('=', 1)[1], 16) + opts.kaslr - old) & MASK64:#x}"
         elif opts.vabits is not None and key == "NUMBER(TCR_EL1_T1SZ)":
@@ -227,6 +234,8 @@ def _build(
 
         open_without_vmlinux(prog, ram.shown, release)
     _finish(prog, ram, found, release)
+    if arch == "riscv64":
+        _check_riscv_mapping(prog, ram, found, info)
     source: dict[str, Any] = {
         "kind": "ramdump",
         "vmcore": ram.shown if "@" in ram.shown else os.path.abspath(ram.shown),
@@ -289,4 +298,30 @@ def _finish(prog: drgn.Program, ram: RamSet, found: str, release: str) -> None:
             f"the kernel found in {ram.shown} ({found}) does not read back: init_uts_ns "
             f"gives {got!r}, not {release!r}; check each bank's physical base "
             f"({ram.describe()}) and, if given, --kaslr/--vabits"
+        )
+
+
+def _check_riscv_mapping(prog: drgn.Program, ram: RamSet, found: str, info: dict[str, str]) -> None:
+    """riscv64's kernel mapping is given from va_kernel_pa_offset, so a wrong KASLR offset
+    would still read back consistently: the kernel's own page tables must map
+    ``init_uts_ns`` where that offset says (arch/riscv/mm/init.c create_kernel_page_table())."""
+    from rmem_inspect.collect.riscv_mmu import walk
+
+    try:
+        kva_pa = int(info["NUMBER(va_kernel_pa_offset)"], 16)
+        levels = (int(info["NUMBER(VA_BITS)"]) - 12) // 9
+        root = (int(info["SYMBOL(swapper_pg_dir)"], 16) - kva_pa) & MASK64
+        va = prog["init_uts_ns"].address_
+        assert va is not None
+        got = walk(prog, root, levels, va)
+    except (KeyError, ValueError, LookupError, drgn.FaultError) as e:
+        got = None
+        why = str(e)
+    else:
+        why = f"it maps to phys {got:#x}"
+    if got != (va - kva_pa) & MASK64:
+        raise InputError(
+            f"the kernel found in {ram.shown} ({found}) does not match its own page tables: "
+            f"swapper_pg_dir does not map init_uts_ns onto phys {(va - kva_pa) & MASK64:#x} "
+            f"({why}); check each bank's physical base and, if given, --kaslr"
         )
