@@ -257,7 +257,7 @@ def open_banks(spec: str) -> RamSet:
                 )
             if bank.size <= 0:
                 raise InputError(f"bank file {s.path}{where} is empty")
-        check_overlaps([(b.describe().split(" ")[0], b.paddr, b.size) for b in banks])
+        check_overlaps([(b.label, b.paddr, b.size) for b in banks])
     except (InputError, RamdumpFormatError) as e:
         for b in banks:
             os.close(b.fd)
