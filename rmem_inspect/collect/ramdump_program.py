@@ -143,6 +143,13 @@ def open_ramdump(
                     break
         if types == "btf":
             vmlinux = None
+        elif types == "dwarf" and vmlinux is None:
+            fields = pages[0][1] if pages else {}
+            raise InputError(
+                f"no vmlinux with debug info found for {ram.shown} (release "
+                f"{fields.get('OSRELEASE', 'unknown')}, build-id "
+                f"{fields.get('BUILD-ID', 'unknown')}); pass --vmlinux"
+            )
         vm = _open_vmlinux(vmlinux) if vmlinux else None
         try:
             prog, source = _build(ram, pages, vm, types, opts)
