@@ -181,7 +181,8 @@ def _pick(
         if vm is not None and vm.build_id and bid and bid != vm.build_id:
             notes.append(
                 f"VMCOREINFO page at phys {phys:#x} has BUILD-ID {bid}, not the vmlinux's "
-                f"{vm.build_id} (an earlier boot's): not used"
+                f"{vm.build_id} (the vmlinux of another build, or an earlier boot's page "
+                "left in RAM): not used"
             )
             continue
         check = " (BUILD-ID matches the vmlinux)" if vm is not None and bid == vm.build_id else ""
