@@ -83,12 +83,20 @@ def open_without_vmlinux(prog: drgn.Program, what: str, release: str) -> None:
     except (OSError, drgn.FaultError, BtfError) as e:
         raise InputError(f"cannot read the BTF of {what}: {e}; pass --vmlinux") from None
     try:
-        btf, how = load_btf(blob, vmcoreinfo(prog).get("BUILD-ID"))
+        btf, how = load_btf(blob, _build_id(prog))
     except BtfError as e:
         raise InputError(f"the BTF of {what} is not valid: {e}; pass --vmlinux") from None
     prog.cache[BTF_INDEX_NOTE] = how
     info.btf_bytes = len(blob)
     install(prog, btf, info)
+
+
+def _build_id(prog: drgn.Program) -> str | None:
+    """VMCOREINFO's BUILD-ID, the BTF index cache's key (None: no cache)."""
+    try:
+        return vmcoreinfo(prog).get("BUILD-ID")
+    except (LookupError, ValueError, drgn.FaultError):
+        return None
 
 
 #: The running kernel's BTF (CONFIG_DEBUG_INFO_BTF, kernel/bpf/sysfs_btf.c).
