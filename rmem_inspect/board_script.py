@@ -265,7 +265,7 @@ exit 0
 
 def collect_script() -> str:
     """The collector as the board runs it: :data:`COLLECT_SCRIPT` with the versions filled in."""
-    from rmem_inspect import __version__
+    from rmem_inspect.version import __version__
 
     return COLLECT_SCRIPT.replace("@PACK_VERSION@", str(PACK_VERSION)).replace(
         "@TOOL_VERSION@", __version__
@@ -362,7 +362,7 @@ exit 0
 
 def cut_script(number: int, cuts: list[tuple[int, int, int]]) -> str:
     """Round ``number``'s script: ``cuts`` are (vaddr, /proc/kcore offset, length)."""
-    from rmem_inspect import __version__
+    from rmem_inspect.version import __version__
 
     lines = []
     for vaddr, offset, length in cuts:

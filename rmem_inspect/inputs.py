@@ -15,6 +15,8 @@ recognises
 - a DTB to preflight (``map --dtb``);
 - an ELF or kdump crash dump (``--vmcore``, :mod:`rmem_inspect.collect.program`
   names what it cannot read);
+- raw RAM (``--vmcore FILE@PADDR,...``, a ``load.cmm``, a directory of bank files, an
+  ELF core without VMCOREINFO: :mod:`rmem_inspect.collect.ramdump`);
 - a running QEMU guest through its QMP socket (``--qemu``);
 - a drgn :class:`~drgn.Program` already open (the drgn script and plugin);
 - board packs made by ``rmem-inspect collect-script`` on a board without
@@ -31,6 +33,7 @@ that need them, so a snapshot is checked without loading drgn.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -165,6 +168,14 @@ class Source:
     linear_map: bool = True
     #: Board packs (``collect-script`` archives) of one boot, comma-separated.
     board_pack: str | None = None
+    #: Keep the kernel's BTF index per build-id in the user's cache (``--no-cache``).
+    cache: bool = True
+    #: Say on stderr how symbols and types were found (``--verbose``).
+    verbose: bool = False
+    #: Raw RAM: the KASLR offset (``--kaslr``, hexadecimal) and the VA size in use
+    #: (``--vabits``), crash's overrides.
+    kaslr: str | None = None
+    vabits: int | None = None
 
 
 @dataclass
@@ -222,15 +233,58 @@ def _open_file(src: Source, path: str, on_program: Callable[[Program], None] | N
     return _open_drgn(src, path, on_program)
 
 
+def _say_how(prog: Program) -> None:
+    """``--verbose``: how symbols and types were found, on stderr."""
+    from rmem_inspect.collect.kallsyms_finder import NOTE_KEY
+    from rmem_inspect.collect.without_vmlinux import BTF_INDEX_NOTE
+
+    for key in (NOTE_KEY, BTF_INDEX_NOTE):
+        note = prog.cache.get(key)
+        if note:
+            print(f"rmem-inspect: {note}", file=sys.stderr)
+
+
+def _is_ramdump(vmcore: str) -> bool:
+    from rmem_inspect.collect.ramdump import is_ramdump
+
+    return is_ramdump(vmcore)
+
+
+def _open_ramdump(src: Source, vmcore: str) -> tuple[Program, dict[str, Any]]:
+    from rmem_inspect.collect.ramdump_program import RamdumpOptions, open_ramdump, parse_kaslr
+
+    kaslr = parse_kaslr(src.kaslr) if src.kaslr is not None else None
+    opts = RamdumpOptions(kaslr=kaslr, vabits=src.vabits)
+    return open_ramdump(vmcore, src.vmlinux, src.types, opts)
+
+
 def _open_drgn(
     src: Source, vmcore: str | None, on_program: Callable[[Program], None] | None
 ) -> Input:
     """A dump, a QEMU guest or the running kernel, read with drgn."""
+    from rmem_inspect.collect.btf_cache import ENABLED
+
+    token = ENABLED.set(src.cache)
+    try:
+        return _open_drgn_program(src, vmcore, on_program)
+    finally:
+        ENABLED.reset(token)
+
+
+def _open_drgn_program(
+    src: Source, vmcore: str | None, on_program: Callable[[Program], None] | None
+) -> Input:
     from rmem_inspect.collect.program import open_live, open_qemu, open_vmcore
 
+    raw = bool(vmcore) and _is_ramdump(str(vmcore))
+    if (src.kaslr is not None or src.vabits is not None) and not raw:
+        what = f"{vmcore} carries its own VMCOREINFO" if vmcore else "no raw RAM was given"
+        raise InputError(f"--kaslr and --vabits apply to raw RAM dumps only; {what}")
     if src.qemu and not vmcore:
         prog = open_qemu(src.qemu, src.vmlinux)
         source: dict[str, Any] = {"kind": "qemu", "qmp": os.path.abspath(src.qemu)}
+    elif vmcore and raw:
+        prog, source = _open_ramdump(src, vmcore)
     elif vmcore:
         prog = open_vmcore(vmcore, src.vmlinux, src.types)
         source = {"kind": "vmcore", "vmcore": os.path.abspath(vmcore)}
@@ -245,6 +299,8 @@ def _open_drgn(
             snap.source["why_not_drgn"] = str(e)
             return Input(snapshot=snap)
         source = {"kind": "live"}
+    if src.verbose:
+        _say_how(prog)
     if on_program is not None:
         on_program(prog)
     return _inspect(prog, source, src.linear_map)

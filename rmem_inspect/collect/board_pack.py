@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 
-from rmem_inspect import __version__
 from rmem_inspect.board_script import PACK_VERSION
 from rmem_inspect.collect.sysfs import (
     finish_snapshot,
@@ -31,6 +30,7 @@ from rmem_inspect.formats.devicetree import RawNode, decode_tree
 from rmem_inspect.formats.fdt import FdtError, parse_fdt
 from rmem_inspect.formats.pack import MAX_TOTAL, Pack, PackError, parse_pack
 from rmem_inspect.model import Snapshot
+from rmem_inspect.version import __version__
 
 __all__ = ["load_packs", "read_board_packs", "snapshot_of_pack"]
 

@@ -45,7 +45,6 @@ import re
 import subprocess
 from pathlib import Path
 
-from rmem_inspect import __version__
 from rmem_inspect.collect.log_rmem import reconstruct_reserved_mem
 from rmem_inspect.errors import InputError
 from rmem_inspect.formats.devicetree import RawNode, decode_tree
@@ -59,6 +58,7 @@ from rmem_inspect.model import (
     MemblockState,
     Snapshot,
 )
+from rmem_inspect.version import __version__
 
 __all__ = [
     "MAX_RESERVED_REGIONS",
