@@ -67,6 +67,9 @@ PAGE = 4096
 #: is walking a list, which the packs do not follow.
 MAX_ROUNDS = 8
 NO_PADDR = (1 << 64) - 1
+#: ELF e_machine -> drgn architecture (64-bit kcores; the live tier runs arm64's)
+ARCHES = {183: drgn.Architecture.AARCH64, 243: drgn.Architecture.RISCV64,
+          62: drgn.Architecture.X86_64}  # fmt: skip
 
 
 def cuts_of(pack: Pack) -> dict[int, bytes]:
@@ -134,7 +137,15 @@ def kcore_head(pack: Pack) -> KcoreHead:
     """The pack's /proc/kcore head. InputError when there is none or it is unusable."""
     data = pack.files.get(KCORE_HEAD)
     if data is None:
-        raise InputError("the packs hold no /proc/kcore head (proc/kcore.head)")
+        why = [
+            line.partition("\t")[2]
+            for line in (pack.text("rmem/missing") or "").splitlines()
+            if line.startswith("/proc/kcore\t")
+        ]
+        raise InputError(
+            "the packs hold no /proc/kcore head (proc/kcore.head)"
+            + (f": the board said /proc/kcore {why[0]}" if why else "")
+        )
     try:
         head = parse_kcore_head(data)
     except KcoreError as e:
@@ -177,7 +188,7 @@ def pack_program(pack: Pack, recorded: list[tuple[int, int, bool]] | None = None
     except BtfError as e:
         raise InputError(f"the packs' BTF is not valid: {e}") from None
     platform = drgn.Platform(
-        drgn.Architecture.AARCH64 if head.machine == 183 else drgn.Architecture.UNKNOWN,
+        ARCHES.get(head.machine, drgn.Architecture.UNKNOWN),
         drgn.PlatformFlags.IS_64_BIT
         | (drgn.PlatformFlags.IS_LITTLE_ENDIAN if head.little else drgn.PlatformFlags(0)),
     )
