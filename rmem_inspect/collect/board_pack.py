@@ -41,7 +41,8 @@ MEMBLOCK = "sys/kernel/debug/memblock"
 
 def load_packs(paths: list[str]) -> Pack:
     """The members of every pack in ``paths``, merged (a later pack may add members, never
-    change one). InputError, one line, for unreadable, malformed or hostile archives."""
+    change one; each pack's ``rmem/missing`` lines are kept). InputError, one line, for
+    unreadable, malformed or hostile archives."""
     merged = Pack()
     for path in paths:
         try:
@@ -69,7 +70,9 @@ def load_packs(paths: list[str]) -> Pack:
                 and name.startswith(("proc/", "sys/"))
             ):
                 raise InputError(f"{path} and an earlier pack differ in {name}: not one boot")
-            if name not in merged.files or name == "rmem/missing":
+            if name == "rmem/missing":  # what each round could not read
+                merged.files[name] = merged.files.get(name, b"") + blob
+            elif name not in merged.files:
                 merged.files[name] = blob
         merged.dirs |= pack.dirs
         merged.kind = merged.kind or pack.kind
