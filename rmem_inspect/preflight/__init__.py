@@ -39,8 +39,9 @@ Three layouts (SPEC §1):
 What a DTB cannot say: where the boot loader put the kernel, the initramfs and
 the DTB itself (all memblock-reserved before the scan), the ``cma=`` command
 line, and which reserved-memory drivers the kernel was built with. Pass the
-first as ``extra_reserved``; the generic ``shared-dma-pool`` and
-``restricted-dma-pool`` drivers are assumed built in.
+first as ``extra_reserved`` and the last as ``handlers`` (read from the kernel's vmlinux
+or .config); without them the generic ``shared-dma-pool`` and ``restricted-dma-pool``
+drivers are assumed built in.
 
 The package: :mod:`~rmem_inspect.preflight.memblock` (the memblock model),
 :mod:`~rmem_inspect.preflight.sort` (lib/sort.c) and the replay here.
@@ -58,6 +59,7 @@ from rmem_inspect.formats.devicetree import RawNode, decode_tree
 from rmem_inspect.formats.fdt import FdtError, parse_fdt
 from rmem_inspect.kernel import messages
 from rmem_inspect.kernel.constants import MAX_RESERVED_REGIONS
+from rmem_inspect.kernel.handlers import identify
 from rmem_inspect.kernel.layouts import (  # LAYOUTS: the layouts preflight replays
     KERNEL_LAYOUT_HELP,
     LAYOUT_ALIASES,
@@ -71,6 +73,7 @@ from rmem_inspect.model import (
     LogLine,
     ReservedMemState,
     RmemEntry,
+    RmemHandler,
     Snapshot,
 )
 from rmem_inspect.preflight import dynamic_array, node_ops, static_array  # noqa: F401 (register)
@@ -171,6 +174,8 @@ def preflight(
     cmdline: str | None = None,
     cma_alignment: int = CMA_MIN_ALIGNMENT_BYTES,
     source: str = "",
+    handlers: list[RmemHandler] | None = None,
+    handlers_from: str = "",
 ) -> PreflightResult:
     """
     Replay the boot-time reserved-memory code of ``layout`` over ``dtb``.
@@ -185,6 +190,9 @@ def preflight(
     :param cmdline: The kernel command line (default: /chosen/bootargs); its ``mem=``
         cuts memory before the scan, as arm64_memblock_init() does.
     :param cma_alignment: CMA_MIN_ALIGNMENT_BYTES of the target kernel.
+    :param handlers: The target kernel's reserved-memory handlers (its
+        __reservedmem_of_table, from its vmlinux or .config; ``handlers_from`` says which);
+        None: the generic DMA handlers are assumed built in.
     :raises InputError: the blob is not a valid DTB, has no memory and none was
         given, or the layout is unknown.
     """
@@ -215,6 +223,10 @@ def preflight(
     if limit is not None:
         k.log.append(LogLine(text=messages.mem_limit(limit)))
         k.memblock.limit(limit)
+    if handlers is not None:
+        k.handlers = {
+            d for h in handlers if (d := identify(h.name, h.compatible, h.data)) is not None
+        }
     k.run()
     entries = [
         RmemEntry(
@@ -247,7 +259,12 @@ def preflight(
     )
     snap = Snapshot(
         kernel=KernelInfo(
-            release=f"preflight ({layout})", arch=ARCH.name, page_size=PAGE_SIZE, cmdline=cmdline
+            release=f"preflight ({layout})",
+            arch=ARCH.name,
+            page_size=PAGE_SIZE,
+            cmdline=cmdline,
+            rmem_handlers=handlers,
+            rmem_handlers_from=handlers_from,
         ),
         source={"kind": "preflight", "dtb": source, "layout": layout},
         reserved_mem=rm,
