@@ -73,9 +73,8 @@ class KernelInfo:
     #: Kernel options this tool probed and found off (``CONFIG_CMA``: no ``cma_areas``).
     features_missing: list[str] = field(default_factory=list)
     #: The kernel's reserved-memory handlers (``__reservedmem_of_table``); None: not read.
+    #: Where they were read: ``Snapshot.source["rmem_handlers"]``.
     rmem_handlers: list[RmemHandler] | None = None
-    #: Where ``rmem_handlers`` was read (the vmlinux file, kallsyms, a .config).
-    rmem_handlers_from: str = ""
 
 
 @dataclass(slots=True)

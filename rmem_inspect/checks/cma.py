@@ -41,7 +41,7 @@ def check_cma(c: Context, r: DtRegion, e: RmemEntry) -> None:
             "or drop the node.",
             cause=f"kernel built without {' or '.join(gap.options)}",
             cma_areas=[f"{a.name} {fmt_range(a.base, a.size)}" for a in c.snap.cma],
-            **handler_evidence(c.snap.kernel, gap),
+            **handler_evidence(c.snap.kernel, gap, c.snap.source.get("rmem_handlers")),
         )
         return
     if "CONFIG_CMA" in c.snap.kernel.features_missing:

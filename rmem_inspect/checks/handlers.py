@@ -45,13 +45,13 @@ def region_gap(kernel: KernelInfo, r: DtRegion) -> HandlerGap | None:
     return handler_gap(r.compatible, region_props(r), [d for d in present if d is not None])
 
 
-def handler_evidence(kernel: KernelInfo, gap: HandlerGap) -> dict[str, Any]:
+def handler_evidence(kernel: KernelInfo, gap: HandlerGap, read_from: Any) -> dict[str, Any]:
     return {
         "handlers": [
             f"{h.name or '?'}: {h.compatible or '?'} -> {h.data or '?'}"
             for h in kernel.rmem_handlers or []
         ],
-        "handlers_from": kernel.rmem_handlers_from,
+        "handlers_from": read_from if isinstance(read_from, str) else "",
         "missing": gap.options,
         "declared": gap.evidence(),
     }
@@ -79,7 +79,7 @@ def check_no_handler(c: Context, r: DtRegion, e: RmemEntry) -> bool:
         f"devices cannot use it; build the kernel with {' or '.join(gap.options)}.",
         ops=e.ops,
         log=failed,
-        **handler_evidence(c.snap.kernel, gap),
+        **handler_evidence(c.snap.kernel, gap, c.snap.source.get("rmem_handlers")),
     )
     return True
 

@@ -59,12 +59,20 @@ def _from_kallsyms(prog: drgn.Program) -> list[RmemHandler]:
         for s in prog.symbols()
         if s.name.startswith(PREFIX) and start <= s.address < end
     )
+    # .data is the ops struct when reserved_mem_ops has node_init (7.1+), else the init
+    # function (include/linux/of_reserved_mem.h)
+    try:
+        ops_data = prog.type("struct reserved_mem_ops").has_member("node_init")
+    except LookupError:
+        ops_data = False
     out = []
     for _at, name in entries:
-        found = [
-            (d, data) for d in DECLARATIONS if d.name == name for data in d.data if _has(prog, data)
-        ]
-        if len({d for d, _ in found}) == 1:
+        found = []
+        for d in DECLARATIONS:
+            data = d.data[-1] if ops_data else d.data[0]
+            if d.name == name and _has(prog, data):
+                found.append((d, data))
+        if len(found) == 1:
             out.append(RmemHandler(name, found[0][0].compatible, found[0][1]))
         else:
             out.append(RmemHandler(name, None, None))

@@ -134,7 +134,7 @@ def inspect(
     _record_debug_info(prog, snap)
     handlers = _guard(snap, "rmem_handlers", lambda: read_rmem_handlers(prog))
     if handlers is not None:
-        snap.kernel.rmem_handlers, snap.kernel.rmem_handlers_from = handlers
+        snap.kernel.rmem_handlers, snap.source["rmem_handlers"] = handlers
 
     if snap.source.get("kind") == "vmcore" and snap.source.get("vmcore"):
         from rmem_inspect.formats.kdump import describe_dump

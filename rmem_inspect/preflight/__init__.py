@@ -264,9 +264,9 @@ def preflight(
             page_size=PAGE_SIZE,
             cmdline=cmdline,
             rmem_handlers=handlers,
-            rmem_handlers_from=handlers_from,
         ),
-        source={"kind": "preflight", "dtb": source, "layout": layout},
+        source={"kind": "preflight", "dtb": source, "layout": layout}
+        | ({"rmem_handlers": handlers_from} if handlers_from else {}),
         reserved_mem=rm,
         memblock=memblock_state(k.memblock),
         dt=None,

@@ -14,6 +14,7 @@ import re
 import pytest
 
 from rmem_inspect import checks
+from rmem_inspect.formats.of_table import ElfImage, read_reservedmem_table
 from rmem_inspect.preflight import preflight
 from tests.conftest import MATRIX, MATRIX_IDS
 from tests.vmcore.conftest import dump_data
@@ -56,7 +57,14 @@ def test_preflight_predicts_the_kernel(series: str, scenario: str, form: int) ->
     # the command line QEMU gave the kernel (its mem= cuts memory before the scan)
     cmd = data.manifest.qemu_command
     cmdline = cmd[cmd.index("-append") + 1]
-    result = preflight(data.manifest.path("dtb").read_bytes(), kernel, cmdline=cmdline)
+    # the handlers this kernel was built with, read from its vmlinux (as --vmlinux does)
+    vmlinux = ElfImage.open(str(data.manifest.path("vmlinux")))
+    result = preflight(
+        data.manifest.path("dtb").read_bytes(),
+        kernel,
+        cmdline=cmdline,
+        handlers=read_reservedmem_table(vmlinux),
+    )
 
     def pairs(report: checks.Report) -> set[tuple[str, str | None, str]]:
         return {(f.code, f.region, f.severity) for f in report.findings if f.code in CODES}
