@@ -77,6 +77,7 @@ from rmem_inspect.model import (
     Snapshot,
 )
 from rmem_inspect.preflight import dynamic_array, node_ops, static_array  # noqa: F401 (register)
+from rmem_inspect.preflight.assumed_ram import assume_ram, mark_assumed
 from rmem_inspect.preflight.memblock import memblock_state
 from rmem_inspect.preflight.replay import (
     ARCH,
@@ -193,8 +194,9 @@ def preflight(
     :param handlers: The target kernel's reserved-memory handlers (its
         __reservedmem_of_table, from its vmlinux or .config; ``handlers_from`` says which);
         None: the generic DMA handlers are assumed built in.
-    :raises InputError: the blob is not a valid DTB, has no memory and none was
-        given, or the layout is unknown.
+    :raises InputError: the blob is not a valid DTB, or the layout is unknown. A DTB
+        whose memory nodes give no size is replayed on assumed RAM
+        (:mod:`~rmem_inspect.preflight.assumed_ram`), said in the header and the findings.
     """
     layout = resolve_layout(layout)
     try:
@@ -204,11 +206,12 @@ def preflight(
     dt: DtInfo = decode_tree(blob.root, "fdt")
     dt.mem_reserve = list(blob.mem_reserve)
     banks = list(memory) if memory is not None else [r for r in dt.memory if r[1]]
+    assumed = None
     if not banks:
-        raise InputError(
-            "the DTB describes no memory (boot loaders usually fill the memory node in at "
-            "boot): give the RAM banks with --memory BASE:SIZE"
-        )
+        # the memory node's size is left for the boot loader: answer on a stated
+        # assumption (assumed_ram.py) rather than refuse
+        assumed = assume_ram(blob.root, dt, cma_alignment)
+        banks = [(assumed.base, assumed.size)]
     k = REPLAYS[layout](blob.root, blob.mem_reserve, list(extra_reserved), cma_alignment, banks)
     # setup_machine_fdt() -> early_init_dt_scan(): the usable ranges cap memory first;
     # then arm64_memblock_init() applies mem= and ends with the reserved-memory scan.
@@ -275,6 +278,10 @@ def preflight(
         log=k.log,
         tool_version=__version__,
     )
+    if assumed is not None:
+        snap.source["memory"] = assumed.sentence()
     report = checks.run(snap)
     placements = [k.placements[n.name] for n in k.children if n.name in k.placements]
+    if assumed is not None:
+        mark_assumed(report, assumed, placements)
     return PreflightResult(layout=layout, snapshot=snap, report=report, placements=placements)
