@@ -9,6 +9,7 @@ kernels, not from this tool. Edge cases follow the kernel sources
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -28,9 +29,10 @@ from rmem_inspect.preflight import (
     preflight,
     resolve_layout,
 )
+from rmem_inspect.preflight.assumed_ram import RAM_CODES
 from tests.conftest import MATRIX, MATRIX_IDS
 from tests.expected import expected_findings
-from vmcores.scenarios import SCENARIOS, overlay_dts
+from vmcores.scenarios import DEFAULT_MEMORY, SCENARIOS, overlay_dts
 
 pytestmark = pytest.mark.unit
 
@@ -296,3 +298,41 @@ def test_a_replay_rule_changes_what_is_predicted(
 
     monkeypatch.setitem(REPLAYS, Layout.DYNAMIC_ARRAY, KibReplay)
     assert any(line + "2048 KiB" in t for t in preflight(dtb, "6.12").log)
+
+
+@pytest.mark.parametrize(("series", "scenario"), MATRIX, ids=MATRIX_IDS)
+def test_assumed_ram_keeps_the_kernels_verdicts(tmp_path: Path, series: str, scenario: str) -> None:
+    """Every factory board with its memory size left to the boot loader (reg size 0, as
+    most upstream board DTBs have): answered on assumed RAM, said in the header, and the
+    verdicts that do not rest on RAM are those the real kernel gave."""
+    real = Snapshot.loads((GOLDEN / f"{series}-{scenario}.json").read_text())
+    board = dataclasses.replace(SCENARIOS[scenario], memory=DEFAULT_MEMORY)
+    dts = BASE_DTS.replace(
+        "reg = <0x0 0x40000000 0x0 0x40000000>", "reg = <0x0 0x40000000 0x0 0x0>"
+    )
+    result = preflight(
+        dtc(tmp_path, dts + overlay_dts(board)),
+        series,
+        cmdline=real.kernel.cmdline,
+        handlers=real.kernel.rmem_handlers,
+    )
+    assert str(result.snapshot.source["memory"]).startswith("RAM assumed 0x40000000..")
+
+    def beside_ram(findings: list[checks.Finding]) -> set[tuple[str, str | None]]:
+        return {
+            (f.code, f.region) for f in findings if f.code not in RAM_CODES and f.severity != "info"
+        }
+
+    kernel = checks.run(real).findings
+    assert beside_ram(result.report.findings) == beside_ram(kernel)
+    # what is not marked as resting on the assumption (drops for the array, the dynamic
+    # limit, a property) is what the kernel did
+    unmarked = {
+        (f.code, f.region)
+        for f in result.report.findings
+        if "assumed_memory" not in f.evidence and f.severity != "info"
+    }
+    assert unmarked <= {(f.code, f.region) for f in kernel if f.severity != "info"}
+    for f in result.report.findings:
+        if "assumed_memory" in f.evidence:
+            assert f.code in RAM_CODES and "rests on the RAM assumed" in f.message
