@@ -76,7 +76,9 @@ def kernel_handlers(args: argparse.Namespace) -> tuple[list[Any] | None, str]:
         if not any(k.startswith("CONFIG_") for k in options):
             raise InputError(f"{args.config} is not a kernel .config (no CONFIG_ lines)")
         decls = declarations_from_config(options)
-        return [RmemHandler(d.name, d.compatible, None) for d in decls], f"{args.config} (.config)"
+        return [
+            RmemHandler(d.name, d.compatible, None) for d in decls
+        ], f"{os.path.abspath(args.config)} (.config)"
     if args.vmlinux:
         from rmem_inspect.formats.elf import ElfError
         from rmem_inspect.formats.of_table import ElfImage, read_reservedmem_table
@@ -84,7 +86,7 @@ def kernel_handlers(args: argparse.Namespace) -> tuple[list[Any] | None, str]:
         try:
             return (
                 read_reservedmem_table(ElfImage.open(args.vmlinux)),
-                f"__reservedmem_of_table in {args.vmlinux}",
+                f"__reservedmem_of_table in {os.path.abspath(args.vmlinux)}",
             )
         except OSError as e:
             raise InputError(f"cannot read {args.vmlinux}: {e.strerror or e}") from None

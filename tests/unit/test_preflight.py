@@ -213,17 +213,56 @@ def test_cli_preflight(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown kernel '6.x'" in err and "6.12 to 7.0" in err
     assert main(["preflight", str(tmp_path / "missing.dtb"), "--kernel", "6.1"]) == 2
+    # --config and --vmlinux that are not what they say: one line, exit status 2
+    assert main(["preflight", str(dtb), "-k", "6.12", "--config", str(dtb)]) == 2
+    assert "not a kernel .config" in capsys.readouterr().err
+    assert main(["preflight", str(dtb), "-k", "6.12", "--vmlinux", str(dtb)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a usable vmlinux" in err
+    # a .config without CONFIG_DMA_RESTRICTED_POOL: a restricted pool has no handler
+    config = tmp_path / "config"
+    config.write_text(
+        "CONFIG_OF_RESERVED_MEM=y\nCONFIG_DMA_CMA=y\nCONFIG_DMA_DECLARE_COHERENT=y\n"
+        "# CONFIG_DMA_RESTRICTED_POOL is not set\n"
+    )
+    wifi = tmp_path / "wifi.dtb"
+    wifi.write_bytes(
+        dtc(
+            tmp_path,
+            rmem_dts(
+                'w@50000000 { compatible = "restricted-dma-pool"; '
+                "reg = <0 0x50000000 0 0x400000>; };"
+            ),
+        )
+    )
+    assert main(["preflight", str(wifi), "-k", "6.12", "--format", "json"]) == 0
+    capsys.readouterr()
+    assert main(["preflight", str(wifi), "-k", "6.12", "--config", str(config), "-f", "json"]) == 1
+    (f,) = json.loads(capsys.readouterr().out)["findings"]
+    assert f["code"] == "RMEM-NO-HANDLER" and f["evidence"]["missing"] == [
+        "CONFIG_DMA_RESTRICTED_POOL"
+    ]
 
 
 def test_memory_banks(tmp_path: Path) -> None:
-    # A DTB whose memory node the boot loader fills in: without --memory there is nothing
-    # to predict allocations from; with it, the pool lands at the top of the given bank.
+    # A DTB whose memory node the boot loader fills in: without --memory, RAM is assumed
+    # from the node's base (here 0) and the header says so; with it, the pool lands at
+    # the top of the given bank.
     dts = rmem_dts("p: pool { size = <0 0x100000>; };").replace(
         "reg = <0x0 0x40000000 0x0 0x40000000>;", "reg = <0 0 0 0>;"
     )
     dtb = dtc(tmp_path, dts)
-    with pytest.raises(InputError, match="--memory"):
-        preflight(dtb, "6.12")
+    guessed = preflight(dtb, "6.12")
+    assert str(guessed.snapshot.source["memory"]).startswith("RAM assumed 0x0..")
+    assert "--memory" in str(guessed.snapshot.source["memory"])
+    assert [e.size for e in rm(guessed).entries] == [0x100000]
+    # no memory node at all: from the lowest carve-out
+    bare = rmem_dts("fw@50000000 { reg = <0 0x50000000 0 0x100000>; no-map; };").replace(
+        "reg = <0x0 0x40000000 0x0 0x40000000>;", ""
+    )
+    res = preflight(dtc(tmp_path, bare.replace("memory@40000000", "soc")), "7.x")
+    assert str(res.snapshot.source["memory"]).startswith("RAM assumed 0x50000000..")
+    assert not res.report.findings
     r = preflight(dtb, "6.12", memory=[(0x80000000, 0x10000000)])
     assert [(e.base, e.size) for e in rm(r).entries] == [(0x8FF00000, 0x100000)]
 
