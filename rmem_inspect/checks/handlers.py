@@ -60,8 +60,8 @@ def handler_evidence(kernel: KernelInfo, gap: HandlerGap, read_from: Any) -> dic
 def check_no_handler(c: Context, r: DtRegion, e: RmemEntry) -> bool:
     """RMEM-NO-HANDLER for a tracked region left without ops because this kernel has no
     handler that accepts it. True when reported (RMEM-NO-INIT then says nothing more)."""
-    if e.ops is not None or c.derived:
-        return False
+    if e.ops is not None or c.derived or not e.size:
+        return False  # initialised, placement unknown, or never allocated (UNALLOCATED)
     gap = region_gap(c.snap.kernel, r)
     if gap is None:
         return False

@@ -17,14 +17,17 @@ import pytest
 
 from rmem_inspect.formats.devicetree import decode_tree
 from rmem_inspect.formats.fdt import parse_fdt
+from rmem_inspect.model import Snapshot
 from rmem_inspect.preflight import preflight
 from rmem_inspect.preflight.assumed_ram import RAM_CODES
+from tests.expected import expected_findings
 from vmcores.boards import board_dtbs, fetch_board_dtbs
 from vmcores.manifest import default_cache
 
 pytestmark = pytest.mark.vmcore
 
 SERIES = ("6.1", "6.12", "7.x")
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
 
 def _boards_dir() -> Path:
@@ -90,3 +93,18 @@ def test_every_board_dtb_is_answered() -> None:
     assumed = sum(a for _p, a, _x in results)
     # most of them leave the memory size to the boot loader: all answered
     assert assumed > len(dtbs) // 3
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_the_factorys_board_keeps_its_verdicts(series: str) -> None:
+    """The package's own mt8192-asurada DTBs (the board the factory boots as scenario
+    mt8192) replayed with the handlers of the kernel the factory booted: the warnings and
+    errors are those that kernel gave (tests/expected.py, from its boot log)."""
+    root = _boards_dir()
+    kernel = Snapshot.loads((GOLDEN / f"{series}-mt8192.json").read_text()).kernel
+    boards = sorted((root / "mediatek").glob("mt8192-asurada-*.dtb"))
+    assert boards
+    for path in boards:
+        res = preflight(path.read_bytes(), series, handlers=kernel.rmem_handlers)
+        got = {(f.code, f.region) for f in res.report.findings if f.severity != "info"}
+        assert got == expected_findings("mt8192", series), path.name
