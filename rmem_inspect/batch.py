@@ -6,7 +6,7 @@ batch
 Triage many crash dumps at once: find every dump under a directory, match each
 to its vmlinux by the build-id in its VMCOREINFO (an index of the debug
 directories given, then the usual places of
-:func:`~rmem_inspect.collect.program.find_vmlinux`); without one, read the
+:func:`~rmem_inspect.collect.debuginfo.find_vmlinux`); without one, read the
 kernel's own kallsyms and BTF. Inspect them in worker processes. Each dump
 gives one JSON object (a line of ``--jsonl``); a dump that cannot be read gives
 a record with ``status: "error"`` and its one-line reason, and never stops the
