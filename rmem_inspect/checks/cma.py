@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 
+from rmem_inspect.checks.codes import Need, code
 from rmem_inspect.checks.context import Context
 from rmem_inspect.checks.findings import RegionView, Verdict
 from rmem_inspect.checks.handlers import handler_evidence, region_gap
-from rmem_inspect.checks.registry import Check, Need, code, register
+from rmem_inspect.checks.registry import Check, register
 from rmem_inspect.model import DtRegion, RmemEntry
 from rmem_inspect.ranges import fmt_range, human_size
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rmem_inspect.checks.codes import Need, code
 from rmem_inspect.checks.context import Context
-from rmem_inspect.checks.registry import Check, Need, code, register
+from rmem_inspect.checks.registry import Check, register
 from rmem_inspect.kernel.handlers import HandlerGap, handler_gap, identify
 from rmem_inspect.model import DtRegion, KernelInfo, RmemEntry
 

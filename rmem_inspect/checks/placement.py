@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 
+from rmem_inspect.checks.codes import Need, code
 from rmem_inspect.checks.context import GENERIC_INIT, Context
 from rmem_inspect.checks.findings import RegionView
 from rmem_inspect.checks.handlers import check_no_handler
-from rmem_inspect.checks.registry import Check, Need, code, register
+from rmem_inspect.checks.registry import Check, register
 from rmem_inspect.kernel.layouts import Layout
 from rmem_inspect.model import DtRegion, RmemEntry
 from rmem_inspect.ranges import RangeSet, fmt_range, human_size

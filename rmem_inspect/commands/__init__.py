@@ -18,10 +18,10 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from rmem_inspect import __version__
 from rmem_inspect.commands import batch, diff, preflight, report, snapshot, trace
 from rmem_inspect.commands import map as map_
 from rmem_inspect.errors import InputError
+from rmem_inspect.version import __version__
 
 __all__ = ["EXAMPLES", "MODULES", "build_parser", "guarded", "main"]
 

@@ -53,7 +53,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rmem_inspect import __version__, checks
+from rmem_inspect import checks
 from rmem_inspect.errors import InputError
 from rmem_inspect.formats.devicetree import RawNode, decode_tree
 from rmem_inspect.formats.fdt import FdtError, parse_fdt
@@ -89,6 +89,7 @@ from rmem_inspect.preflight.replay import (
     root_cells,
 )
 from rmem_inspect.preflight.sort import kernel_sort
+from rmem_inspect.version import __version__
 
 __all__ = [
     "LAYOUTS",
