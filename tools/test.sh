@@ -11,6 +11,8 @@ start=$(date +%s)
 .venv/bin/python -m vmcores.arch --arch arm
 .venv/bin/python -m vmcores.arch --arch arm-1g baseline
 .venv/bin/python -m vmcores.arch --arch riscv64
+# the board DTBs of Debian's generic arm64 image package (preflight sweep)
+.venv/bin/python -m vmcores.boards
 echo "factory: $(( $(date +%s) - start )) s"
 .venv/bin/black --check -q rmem_inspect vmcores tests tools bench
 .venv/bin/ruff check -q rmem_inspect vmcores tests tools bench

@@ -127,12 +127,16 @@ def inspect(
     from rmem_inspect.collect.memblock import read_memblock
     from rmem_inspect.collect.of_tree import read_of_tree
     from rmem_inspect.collect.reserved_mem import NoReservedMem, read_reserved_mem
+    from rmem_inspect.collect.rmem_handlers import read_rmem_handlers
     from rmem_inspect.formats.devicetree import decode_tree
 
     snap = Snapshot(
         kernel=kernel_info_of(prog), source=dict(source or {}), tool_version=__version__
     )
     _record_debug_info(prog, snap)
+    handlers = _guard(snap, "rmem_handlers", lambda: read_rmem_handlers(prog))
+    if handlers is not None:
+        snap.kernel.rmem_handlers, snap.source["rmem_handlers"] = handlers
 
     if snap.source.get("kind") == "vmcore" and snap.source.get("vmcore"):
         from rmem_inspect.formats.kdump import describe_dump
