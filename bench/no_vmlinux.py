@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import BARE, Run  # noqa: E402
+from bench.measure import BARE, Run, bare_env  # noqa: E402
 from vmcores.manifest import default_cache, load_manifests  # noqa: E402
 
 __all__ = ["main"]
@@ -107,13 +107,13 @@ def bench_dump(series: str, scenario: str, vmcore: str, vmlinux: str, reps: int,
         "cold": [*report, "--types", "btf"],
         "warm": [*report, "--types", "btf"],
     }
-    run_child(cmds["bare"])  # page cache
+    run_child(cmds["bare"], bare_env())  # page cache
     run_child(cmds["warm"], _env(warm_dir))  # fills the warm index cache
     res = DumpRuns(f"{series}/{scenario}")
     for i in range(reps):
         order = list(WHO) if i % 2 == 0 else list(reversed(WHO))
         for who in order:
-            env = None
+            env = bare_env() if who == "bare" else None
             if who == "cold":
                 env = _env(tempfile.mkdtemp(dir=work))
             elif who == "warm":
