@@ -15,6 +15,8 @@ recognises
 - a DTB to preflight (``map --dtb``);
 - an ELF or kdump crash dump (``--vmcore``, :mod:`rmem_inspect.collect.program`
   names what it cannot read);
+- raw RAM (``--vmcore FILE@PADDR,...``, a ``load.cmm``, a directory of bank files, an
+  ELF core without VMCOREINFO: :mod:`rmem_inspect.collect.ramdump`);
 - a running QEMU guest through its QMP socket (``--qemu``);
 - a drgn :class:`~drgn.Program` already open (the drgn script and plugin);
 - the running kernel, falling back to sysfs, debugfs and the kernel log
@@ -160,6 +162,10 @@ class Source:
     sysfs_fallback: bool = True
     #: Walk the page tables over no-map regions.
     linear_map: bool = True
+    #: Raw RAM: the KASLR offset (``--kaslr``, hexadecimal) and the VA size in use
+    #: (``--vabits``), crash's overrides.
+    kaslr: str | None = None
+    vabits: int | None = None
 
 
 @dataclass
@@ -217,6 +223,20 @@ def _open_file(src: Source, path: str, on_program: Callable[[Program], None] | N
     return _open_drgn(src, path, on_program)
 
 
+def _is_ramdump(vmcore: str) -> bool:
+    from rmem_inspect.collect.ramdump import is_ramdump
+
+    return is_ramdump(vmcore)
+
+
+def _open_ramdump(src: Source, vmcore: str) -> tuple[Program, dict[str, Any]]:
+    from rmem_inspect.collect.ramdump_program import RamdumpOptions, open_ramdump, parse_kaslr
+
+    kaslr = parse_kaslr(src.kaslr) if src.kaslr is not None else None
+    opts = RamdumpOptions(kaslr=kaslr, vabits=src.vabits)
+    return open_ramdump(vmcore, src.vmlinux, src.types, opts)
+
+
 def _open_drgn(
     src: Source, vmcore: str | None, on_program: Callable[[Program], None] | None
 ) -> Input:
@@ -226,6 +246,8 @@ def _open_drgn(
     if src.qemu and not vmcore:
         prog = open_qemu(src.qemu, src.vmlinux)
         source: dict[str, Any] = {"kind": "qemu", "qmp": os.path.abspath(src.qemu)}
+    elif vmcore and _is_ramdump(vmcore):
+        prog, source = _open_ramdump(src, vmcore)
     elif vmcore:
         prog = open_vmcore(vmcore, src.vmlinux, src.types)
         source = {"kind": "vmcore", "vmcore": os.path.abspath(vmcore)}

@@ -207,7 +207,8 @@ EXCLUDED_PAGES_CAP = 256
 
 
 def excluded_pages(prog: Program, snap: Snapshot) -> str | None:
-    """Name the pages the verdicts need that a filtered kdump-compressed dump left out.
+    """Name the pages the verdicts need that a filtered kdump-compressed dump left out,
+    or that no bank file of a raw RAM dump covers.
 
     makedumpfile drops pages by dump level (``-d``) and records what it kept in the
     second bitmap of the dump; libkdumpfile refuses reads of the rest. The structures
@@ -220,11 +221,13 @@ def excluded_pages(prog: Program, snap: Snapshot) -> str | None:
     from drgn.helpers.linux.mm import follow_phys
 
     from rmem_inspect.collect.program import dump_description
+    from rmem_inspect.collect.ramdump import RAMDUMP_CACHE_KEY, RamSet
     from rmem_inspect.formats.kdump import KdumpHeader
 
     desc = dump_description(prog)
     header = desc.get("header") if desc else None
-    if not isinstance(header, KdumpHeader) or not header.bitmap2:
+    ram = prog.cache.get(RAMDUMP_CACHE_KEY)  # raw RAM: what no bank file covers
+    if not isinstance(ram, RamSet) and (not isinstance(header, KdumpHeader) or not header.bitmap2):
         return None
     wanted: list[tuple[str, int, int]] = []
     for name, file in (
@@ -267,7 +270,12 @@ def excluded_pages(prog: Program, snap: Snapshot) -> str | None:
             except (FaultError, ValueError, NotImplementedError):
                 continue  # not mapped: the collectors report it themselves
             pfn = phys // page_size
-            if header.page_dumped(pfn) is False:
+            if isinstance(ram, RamSet):
+                dumped: bool | None = ram.page_dumped(pfn, page_size)
+            else:
+                assert isinstance(header, KdumpHeader)
+                dumped = header.page_dumped(pfn)
+            if dumped is False:
                 pages.setdefault(pfn, []).append(f"{what} at {vpage * page_size:#x}")
     out = [
         f"pfn {pfn:#x} (phys {pfn * page_size:#x}: {', '.join(whats)})"
@@ -275,6 +283,13 @@ def excluded_pages(prog: Program, snap: Snapshot) -> str | None:
     ]
     if not out:
         return None
+    if isinstance(ram, RamSet):
+        return (
+            f"no bank file covers {len(out)} page(s) that hold the structures checked here "
+            f"(the banks are {ram.describe()}), so what they hold is not in the dump and the "
+            "verdicts that need it are not made: " + "; ".join(out[:20])
+        )
+    assert isinstance(header, KdumpHeader)
     level = "" if header.dump_level is None else f" at dump level {header.dump_level}"
     return (
         f"makedumpfile excluded {len(out)} page(s) that hold the structures checked here from "

@@ -37,7 +37,14 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
     """``--vmcore``, ``--vmlinux``, ``--live``, ``--snapshot``, ``--qemu``,
     ``--no-debug-info``, ``--types``, ``--no-linear-map`` (and the hidden ``--debug``)."""
     g = p.add_argument_group("what to inspect (default: the running kernel)")
-    g.add_argument("--vmcore", "-c", metavar="FILE", help="ELF or kdump crash dump")
+    g.add_argument(
+        "--vmcore",
+        "-c",
+        metavar="FILE",
+        help="ELF or kdump crash dump, or raw RAM: FILE@PADDR[,FILE@PADDR...] (crash's "
+        "syntax, PADDR hexadecimal), a Lauterbach load.cmm, a directory holding one (or "
+        "Qualcomm's dump_info.txt), an ELF core without VMCOREINFO",
+    )
     g.add_argument("--vmlinux", "-s", metavar="FILE", help="vmlinux with debug info")
     g.add_argument("--live", action="store_true", help="the running kernel via /proc/kcore")
     g.add_argument("--snapshot", metavar="FILE", help="a JSON snapshot written by 'snapshot'")
@@ -57,6 +64,21 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
         help="where types and symbols come from: dwarf (the vmlinux), btf (the kernel's own "
         "BTF and kallsyms, no vmlinux needed), auto (the vmlinux when given or found, else btf)",
     )
+    g.add_argument(
+        "--kaslr",
+        metavar="OFFSET",
+        help="raw RAM: the kernel's KASLR offset (hexadecimal), when neither its VMCOREINFO "
+        "nor its image gives the right one (crash's --kaslr)",
+    )
+    g.add_argument(
+        "--vabits",
+        metavar="N",
+        type=int,
+        help="raw RAM, arm64: the virtual address bits in use (crash's -m vabits_actual=N, "
+        "also accepted)",
+    )
+    g.add_argument("-m", dest="machdep", metavar="vabits_actual=N", action="append",
+                   help=argparse.SUPPRESS)  # fmt: skip
     p.add_argument(
         "--no-linear-map",
         action="store_true",
@@ -69,7 +91,17 @@ def source_from_args(args: argparse.Namespace) -> Source:
     """The :class:`~rmem_inspect.inputs.Source` of :func:`add_source_options`' options."""
     from rmem_inspect.inputs import Source  # the command runs: its input is opened next
 
+    vabits = args.vabits
+    for item in getattr(args, "machdep", None) or []:
+        key, _, value = item.partition("=")
+        if key.strip() != "vabits_actual" or not value.strip().isdigit():
+            from rmem_inspect.errors import InputError
+
+            raise InputError(f"-m {item}: only crash's -m vabits_actual=N is understood")
+        vabits = int(value)
     return Source(
+        kaslr=args.kaslr,
+        vabits=vabits,
         snapshot=args.snapshot,
         vmcore=args.vmcore,
         qemu=args.qemu,
