@@ -163,7 +163,8 @@ def _boot(guest: Guest, out: Path, banks: list[Bank]) -> tuple[float, float, str
 def _record(out: Path, rs: RamdumpSet, banks: list[Bank], log: Log, tag: str) -> RamdumpSet:
     names = [b.file for b in banks] + ["qemu.elf", "load.cmm", "wiped/load.cmm"]
     names += [f"wiped/{b.file}" for b in banks]
-    rs.files = {n: file_facts(out / n) for n in names}
+    known: dict[tuple[int, int], dict] = {}
+    rs.files = {n: file_facts(out / n, known) for n in names}
     disk = sum(f["allocated"] for n, f in rs.files.items()) >> 20
     log(
         f"{tag} banks {', '.join(b.file for b in banks)} + qemu.elf, {disk} MiB on disk; "

@@ -111,8 +111,9 @@ class RamdumpSet:
 def bank_layout(ram_base: int, ram_size: int, index: int) -> list[Bank]:
     """RAM split into two banks (three above 1 GiB) at boundaries that are no power of
     two, named as Qualcomm's ramdump names chip-select banks. Even ``index``: cuts at
-    3/7 (and 5/7) of RAM; odd: the first cut 10.2 MiB in, through the kernel image
-    (loaded 2 MiB into RAM on arm64 and riscv64, 32 KiB in on arm)."""
+    3/7 (and 5/7) of RAM; odd: the first cut 10.2 MiB in, through the kernel image (on
+    every board here it starts 2 MiB into RAM, 2 MiB + 32 KiB on arm, and is 26-42 MiB
+    long: ``_end - _text`` of the vmlinux)."""
     n = 3 if ram_size > 1 << 30 else 2
     cuts = [ram_size * i // 7 & ~(PAGE - 1) for i in ((3, 5) if n == 3 else (3,))]
     if index % 2:
@@ -145,9 +146,16 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def file_facts(path: Path) -> dict:
+def file_facts(path: Path, known: dict[tuple[int, int], dict] | None = None) -> dict:
+    """sha256, size and bytes allocated of ``path``; ``known`` (by device and inode)
+    spares hashing a hard link twice."""
     st = path.stat()
-    return {"sha256": sha256_file(path), "bytes": st.st_size, "allocated": st.st_blocks * 512}
+    if known is not None and (st.st_dev, st.st_ino) in known:
+        return known[st.st_dev, st.st_ino]
+    facts = {"sha256": sha256_file(path), "bytes": st.st_size, "allocated": st.st_blocks * 512}
+    if known is not None:
+        known[st.st_dev, st.st_ino] = facts
+    return facts
 
 
 def elf_loads(path: Path) -> list[tuple[int, int, int]]:
