@@ -224,15 +224,23 @@ def test_raw_report_equals_reference(
         assert comparable(report) == want, form
 
 
+#: Boots whose wiped copy is read with the vmlinux (the image match costs a full report):
+#: per kernel, a cut at 3/7 of RAM, a cut through the kernel image, the other
+#: kaslr-seed, the 4 GiB board with three banks.
+WIPED_SCENARIOS = ("baseline", "overflow", "kaslr", "highmem")
+
+
 @pytest.mark.parametrize("boot", BOOTS, ids=[_id(*b) for b in BOOTS])
 def test_wiped_vmcoreinfo(boot: tuple[str, str, str]) -> None:
-    """No VMCOREINFO left in RAM: the vmlinux's image is found instead, the same report;
-    without a vmlinux there is nothing to go on: one line, exit 2."""
+    """No VMCOREINFO left in RAM: without a vmlinux there is nothing to go on, one line
+    and exit 2 (every boot); with it, the vmlinux's image is found instead and the
+    report is the reference's (WIPED_SCENARIOS)."""
     rs = ramdump_set(*boot)
-    report = read(form_arg(rs, "load.cmm", wiped=True), str(rs.path(rs.vmlinux)))
-    assert "VMCOREINFO" not in report["source"]["kernel_found"], report["source"]
-    assert comparable(report) == reference(rs)
     p = _cli("--vmcore", form_arg(rs, "banks", wiped=True), "--types", "btf")
     assert p.returncode == 2, p.stdout[-500:]
     assert p.stdout == "" and len(p.stderr.splitlines()) == 1, p.stderr
     assert "Traceback" not in p.stderr
+    if rs.scenario in WIPED_SCENARIOS:
+        report = read(form_arg(rs, "load.cmm", wiped=True), str(rs.path(rs.vmlinux)))
+        assert "VMCOREINFO" not in report["source"]["kernel_found"], report["source"]
+        assert comparable(report) == reference(rs)
