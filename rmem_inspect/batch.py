@@ -6,7 +6,7 @@ batch
 Triage many crash dumps at once: find every dump under a directory, match each
 to its vmlinux by the build-id in its VMCOREINFO (an index of the debug
 directories given, then the usual places of
-:func:`~rmem_inspect.collect.program.find_vmlinux`); without one, read the
+:func:`~rmem_inspect.collect.debuginfo.find_vmlinux`); without one, read the
 kernel's own kallsyms and BTF. Inspect them in worker processes. Each dump
 gives one JSON object (a line of ``--jsonl``); a dump that cannot be read gives
 a record with ``status: "error"`` and its one-line reason, and never stops the
@@ -75,11 +75,21 @@ def _is_dump(path: str) -> bool:
     return is_dump(head)
 
 
+#: A directory holding one of these is one raw RAM dump (its bank files are not
+#: dumps on their own): rmem_inspect.collect.ramdump.
+RAMDUMP_INDEXES = ("load.cmm", "dump_info.txt")
+
+
 def find_dumps(directory: str) -> list[str]:
-    """Every crash dump under ``directory`` (recursively), sorted by path."""
+    """Every crash dump under ``directory`` (recursively), sorted by path: ELF and
+    makedumpfile files, and raw RAM sets (a directory with a load.cmm or dump_info.txt)."""
     out = []
     for root, dirs, files in os.walk(directory):
         dirs.sort()
+        if any(i in files for i in RAMDUMP_INDEXES):
+            out.append(root)
+            dirs.clear()
+            continue
         for name in sorted(files):
             path = os.path.join(root, name)
             if os.path.isfile(path) and _is_dump(path):
@@ -129,6 +139,8 @@ def inspect_dump(path: str, index: dict[str, str], snapshot_dir: str | None = No
                 vmcoreinfo = read_elf(path).vmcoreinfo or {}
         except (OSError, ElfError, KdumpError):
             pass  # open_input names the problem
+        if not vmcoreinfo:
+            vmcoreinfo = _ramdump_vmcoreinfo(path)
         res.build_id = vmcoreinfo.get("BUILD-ID")
         res.release = vmcoreinfo.get("OSRELEASE")
         vmlinux = index.get(res.build_id or "")
@@ -170,6 +182,24 @@ def inspect_dump(path: str, index: dict[str, str], snapshot_dir: str | None = No
     finally:
         res.seconds = round(time.monotonic() - start, 3)
     return res
+
+
+def _ramdump_vmcoreinfo(path: str) -> dict[str, str]:
+    """The VMCOREINFO page of a raw RAM set (empty when none or not raw RAM)."""
+    from rmem_inspect.collect.ramdump import find_vmcoreinfo, is_ramdump, open_banks
+    from rmem_inspect.errors import InputError
+
+    try:
+        if not is_ramdump(path):
+            return {}
+        ram = open_banks(path)
+    except (InputError, OSError):
+        return {}  # open_input names the problem
+    try:
+        pages = find_vmcoreinfo(ram, limit=1)
+    finally:
+        ram.close()
+    return pages[0][1] if pages else {}
 
 
 class _Progress:

@@ -243,10 +243,14 @@ def _open_drgn(
     """A dump, a QEMU guest or the running kernel, read with drgn."""
     from rmem_inspect.collect.program import open_live, open_qemu, open_vmcore
 
+    raw = bool(vmcore) and _is_ramdump(str(vmcore))
+    if (src.kaslr is not None or src.vabits is not None) and not raw:
+        what = f"{vmcore} carries its own VMCOREINFO" if vmcore else "no raw RAM was given"
+        raise InputError(f"--kaslr and --vabits apply to raw RAM dumps only; {what}")
     if src.qemu and not vmcore:
         prog = open_qemu(src.qemu, src.vmlinux)
         source: dict[str, Any] = {"kind": "qemu", "qmp": os.path.abspath(src.qemu)}
-    elif vmcore and _is_ramdump(vmcore):
+    elif vmcore and raw:
         prog, source = _open_ramdump(src, vmcore)
     elif vmcore:
         prog = open_vmcore(vmcore, src.vmlinux, src.types)

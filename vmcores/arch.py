@@ -277,7 +277,7 @@ def _fetch(board: Board, cache: Path) -> dict[str, str]:
     if not m:
         raise FetchError(f"no linux-image-{board.flavour}-dbg in {SUITE} ({board.debarch})")
     release = m.group(1)
-    # debug_search_paths() (rmem_inspect.collect.program) looks in kernels/RELEASE/dbg
+    # debug_search_paths() (rmem_inspect.collect.debuginfo) looks in kernels/RELEASE/dbg
     kdir = cache / "kernels" / release
     kdir.mkdir(parents=True, exist_ok=True)
     stamp = kdir / "kernel.json"

@@ -52,6 +52,7 @@ __all__ = [
     "find_vmcoreinfo",
     "is_ramdump",
     "open_banks",
+    "page_starts",
 ]
 
 #: ``prog.cache`` key of the :class:`RamSet` a program reads.
@@ -134,22 +135,24 @@ class RamSet:
         return b is not None and (pfn + 1) * page_size <= b.end
 
     def find(self, needle: bytes, limit: int) -> list[int]:
-        """Physical addresses of ``needle`` in the banks, a window at a time."""
+        """Physical addresses of ``needle`` in the banks, 64 MiB mapped at a time (holes
+        of sparse files skipped)."""
         out: list[int] = []
         gran = mmap.ALLOCATIONGRANULARITY
         for b in self.banks:
-            pos = 0
-            while pos < b.size and len(out) < limit:
-                start = b.offset + pos
-                base = start - start % gran
-                length = min(WINDOW + len(needle), b.offset + b.size - base)
-                with mmap.mmap(b.fd, length, access=mmap.ACCESS_READ, offset=base) as w:
-                    at = w.find(needle, start - base)
-                    # a hit in the overlap is the next window's
-                    while 0 <= at < WINDOW and len(out) < limit:
-                        out.append(b.paddr + base + at - b.offset)
-                        at = w.find(needle, at + 1)
-                pos = base + WINDOW - b.offset
+            end = b.offset + b.size
+            for lo, hi in _data_extents(b.fd, b.offset, end):
+                pos = lo
+                while pos < hi and len(out) < limit:
+                    base = pos - pos % gran
+                    length = min(pos - base + WINDOW + len(needle) - 1, end - base)
+                    stop = min(pos + WINDOW, hi)  # hits starting before here are ours
+                    with mmap.mmap(b.fd, length, access=mmap.ACCESS_READ, offset=base) as w:
+                        at = w.find(needle, pos - base)
+                        while 0 <= at and base + at < stop and len(out) < limit:
+                            out.append(b.paddr + base + at - b.offset)
+                            at = w.find(needle, at + 1)
+                    pos = stop
         return out
 
     def ranges(self) -> list[tuple[int, int]]:
@@ -254,7 +257,7 @@ def open_banks(spec: str) -> RamSet:
                 )
             if bank.size <= 0:
                 raise InputError(f"bank file {s.path}{where} is empty")
-        check_overlaps([(b.describe().split(" ")[0], b.paddr, b.size) for b in banks])
+        check_overlaps([(b.label, b.paddr, b.size) for b in banks])
     except (InputError, RamdumpFormatError) as e:
         for b in banks:
             os.close(b.fd)
@@ -306,12 +309,46 @@ def _elf_banks(path: str) -> RamSet:
     return RamSet(banks, path, "ELF without VMCOREINFO", machine)
 
 
+def _data_extents(fd: int, start: int, end: int) -> list[tuple[int, int]]:
+    """[start, end) of a file without its holes (SEEK_DATA/SEEK_HOLE; the whole range
+    where the file system cannot say)."""
+    out = []
+    pos = start
+    try:
+        while pos < end:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole is left
+                break
+            if data >= end:
+                break
+            hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
+            out.append((data, hole))
+            pos = hole
+    except (AttributeError, OSError):
+        return [(start, end)]
+    return out
+
+
+def page_starts(ram: RamSet, prefix: bytes) -> list[int]:
+    """Physical addresses of the 4 KiB page starts that begin with ``prefix``: one small
+    read per page (no mapping, so memory use stays flat), holes of sparse files skipped."""
+    out = []
+    for b in ram.banks:
+        for lo, hi in _data_extents(b.fd, b.offset, b.offset + b.size):
+            k = lo - b.offset
+            k += -(b.paddr + k) % PROBE  # the next page start, in physical terms
+            while b.offset + k < hi:
+                if os.pread(b.fd, len(prefix), b.offset + k) == prefix:
+                    out.append(b.paddr + k)
+                k += PROBE
+    return out
+
+
 def find_vmcoreinfo(ram: RamSet, limit: int = 8) -> list[tuple[int, dict[str, str], str]]:
     """(phys, fields, text) of each page starting ``OSRELEASE=`` (page starts only)."""
     out = []
-    for hit in ram.find(b"OSRELEASE=", 4096):
-        if hit % PROBE:
-            continue
+    for hit in page_starts(ram, b"OSRELEASE="):
         data = ram.read(hit, PROBE) or b""
         text = data.split(b"\0", 1)[0]
         fields = parse_vmcoreinfo(text)

@@ -24,11 +24,13 @@ from typing import Any
 import drgn
 
 from rmem_inspect.collect.ramdump import RAMDUMP_CACHE_KEY, RamSet, find_vmcoreinfo, open_banks
+from rmem_inspect.collect.ramdump_arch import install_virtual_segments
 from rmem_inspect.errors import InputError
 from rmem_inspect.formats.elf import ElfError
 from rmem_inspect.formats.elf_image import VmlinuxImage, open_vmlinux_image
 from rmem_inspect.kernel.arch import ARCHES, arch_for_machine
-from rmem_inspect.kernel.image import IMAGE_SYMBOLS, ImageNotFound, fit_arm64
+from rmem_inspect.kernel.image import IMAGE_SYMBOLS, ImageNotFound
+from rmem_inspect.kernel.image_arch import fit_image
 
 __all__ = ["RamdumpOptions", "open_ramdump", "parse_kaslr", "ramdump_support"]
 
@@ -51,9 +53,12 @@ class RamdumpOptions:
     vabits: int | None = None
 
 
-def parse_kaslr(text: str) -> int:
-    """``--kaslr`` as crash takes it: a hexadecimal offset (``0x`` optional)."""
+def parse_kaslr(text: str) -> int | None:
+    """``--kaslr`` as crash takes it: a hexadecimal offset (``0x`` optional), or ``auto``
+    (None: what the dump says)."""
     t = text.strip().lower()
+    if t == "auto":
+        return None
     t = t[2:] if t.startswith("0x") else t
     if not re.fullmatch(r"[0-9a-f]{1,16}", t):
         raise InputError(f"--kaslr {text!r} is not a hexadecimal offset")
@@ -90,15 +95,22 @@ def _arch_of(ram: RamSet, vm: VmlinuxImage | None, info: dict[str, str] | None) 
 
 
 def _override(text: str, opts: RamdumpOptions) -> str:
-    """Apply --kaslr / --vabits to a VMCOREINFO from RAM (arm64 moves kimage_voffset by
-    the same amount as the KASLR offset: both are &_text - its link address)."""
+    """Apply --kaslr / --vabits to a VMCOREINFO from RAM. The image's virtual -
+    physical offset moves by as much as the KASLR offset: arm64's kimage_voffset,
+    riscv64's va_kernel_pa_offset (riscv writes no KERNELOFFSET line: one is added)."""
     info = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
     out = []
-    for line in text.splitlines():
+    lines = text.splitlines()
+    if opts.kaslr is not None and "KERNELOFFSET" not in info:
+        lines.append("KERNELOFFSET=0")
+    for line in lines:
         key = line.split("=", 1)[0]
         if opts.kaslr is not None and key == "KERNELOFFSET":
             line = f"KERNELOFFSET={opts.kaslr:x}"
-        elif opts.kaslr is not None and key == "NUMBER(kimage_voffset)":
+        elif opts.kaslr is not None and key in (
+            "NUMBER(kimage_voffset)",
+            "NUMBER(va_kernel_pa_offset)",
+        ):
             old = int(info.get("KERNELOFFSET", "0"), 16)
             line = f"{key}={(int(line.split('=', 1)[1], 16) + opts.kaslr - old) & MASK64:#x}"
         elif opts.vabits is not None and key == "NUMBER(TCR_EL1_T1SZ)":
@@ -114,7 +126,7 @@ def open_ramdump(
     opts: RamdumpOptions = RamdumpOptions(),
 ) -> tuple[drgn.Program, dict[str, Any]]:
     """A Program on the raw RAM ``spec`` names, and the report's source record."""
-    from rmem_inspect.collect.program import debuginfod_vmlinux, find_vmlinux
+    from rmem_inspect.collect.debuginfo import debuginfod_vmlinux, find_vmlinux
 
     why = ramdump_support()
     if why:
@@ -187,14 +199,10 @@ def _build(
                 "vmlinux: pass --vmlinux (Debian: the linux-image-*-dbg package)"
             )
         arch = _arch_of(ram, vm, None)
-        if arch != "arm64":
-            raise InputError(
-                f"no VMCOREINFO page in {ram.shown} ({where}), and finding a {arch} kernel "
-                "image from its vmlinux is not implemented: save the bank holding the "
-                "kernel's VMCOREINFO page"
-            )
         try:
-            fit = fit_arm64(ram, vm, kaslr=opts.kaslr, vabits=opts.vabits, ranges=ram.ranges())
+            fit = fit_image(
+                arch, ram, vm, kaslr=opts.kaslr, vabits=opts.vabits, ranges=ram.ranges()
+            )
         except ImageNotFound as e:
             notes_text = f" ({'; '.join(notes)})" if notes else ""
             raise InputError(f"no VMCOREINFO page in {ram.shown}{notes_text}, and {e}") from None
@@ -212,13 +220,22 @@ def _build(
         raise InputError(f"drgn refuses the VMCOREINFO of {ram.shown} ({found}): {e}") from None
     prog.cache[RAMDUMP_CACHE_KEY] = ram
     release = info.get("OSRELEASE", "")
+    try:
+        mapped = install_virtual_segments(prog, ram, arch, info)
+    except LookupError as e:
+        raise InputError(
+            f"the kernel found in {ram.shown} ({found}) cannot be mapped: {e}; check each "
+            f"bank's physical base ({where})"
+        ) from None
     if vm is not None:
         _load(prog, vm.path)
     else:
-        from rmem_inspect.collect.program import open_without_vmlinux
+        from rmem_inspect.collect.without_vmlinux import open_without_vmlinux
 
         open_without_vmlinux(prog, ram.shown, release)
     _finish(prog, ram, found, release)
+    if arch == "riscv64":
+        _check_riscv_mapping(prog, ram, found, info)
     source: dict[str, Any] = {
         "kind": "ramdump",
         "vmcore": ram.shown if "@" in ram.shown else os.path.abspath(ram.shown),
@@ -227,6 +244,8 @@ def _build(
         "kernel_found": found,
         "kaslr_offset": f"{int(info.get('KERNELOFFSET', '0'), 16):#x}",
     }
+    if mapped:
+        source["mapping"] = mapped
     if notes:
         source["notes"] = "; ".join(notes)
     return prog, source
@@ -266,6 +285,9 @@ def _finish(prog: drgn.Program, ram: RamSet, found: str, release: str) -> None:
     note = install_translation(prog)
     install_fdt_window(prog)
     if note:
+        # raw RAM has no program headers: the rest comes from ramdump_arch's segments
+        note = note.replace("the dump's program headers", "the linear map and kernel mapping "
+                            "ramdump_arch gives from the banks")  # fmt: skip
         prog.cache[TRANSLATION_NOTE] = note
     try:
         got = prog["init_uts_ns"].name.release.string_().decode(errors="replace")
@@ -276,4 +298,30 @@ def _finish(prog: drgn.Program, ram: RamSet, found: str, release: str) -> None:
             f"the kernel found in {ram.shown} ({found}) does not read back: init_uts_ns "
             f"gives {got!r}, not {release!r}; check each bank's physical base "
             f"({ram.describe()}) and, if given, --kaslr/--vabits"
+        )
+
+
+def _check_riscv_mapping(prog: drgn.Program, ram: RamSet, found: str, info: dict[str, str]) -> None:
+    """riscv64's kernel mapping is given from va_kernel_pa_offset, so a wrong KASLR offset
+    would still read back consistently: the kernel's own page tables must map
+    ``init_uts_ns`` where that offset says (arch/riscv/mm/init.c create_kernel_page_table())."""
+    from rmem_inspect.collect.riscv_mmu import walk
+
+    try:
+        kva_pa = int(info["NUMBER(va_kernel_pa_offset)"], 16)
+        levels = (int(info["NUMBER(VA_BITS)"]) - 12) // 9
+        root = (int(info["SYMBOL(swapper_pg_dir)"], 16) - kva_pa) & MASK64
+        va = prog["init_uts_ns"].address_
+        assert va is not None
+        got = walk(prog, root, levels, va)
+    except (KeyError, ValueError, LookupError, drgn.FaultError) as e:
+        got = None
+        why = str(e)
+    else:
+        why = f"it maps to phys {got:#x}"
+    if got != (va - kva_pa) & MASK64:
+        raise InputError(
+            f"the kernel found in {ram.shown} ({found}) does not match its own page tables: "
+            f"swapper_pg_dir does not map init_uts_ns onto phys {(va - kva_pa) & MASK64:#x} "
+            f"({why}); check each bank's physical base and, if given, --kaslr"
         )

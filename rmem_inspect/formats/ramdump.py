@@ -186,8 +186,10 @@ def parse_load_cmm(text: str) -> list[BankSpec]:
             raise RamdumpFormatError(f"line {n}: {e}") from None
         if not words or not _LOAD_BINARY.match(words[0]):
             continue
-        args = [w for w in words[1:] if not w.startswith("/")]
-        if len(args) < 2:
+        # FILE and ADDRESS come first, options after them (FILE may be an absolute
+        # path, which starts with "/" like an option)
+        args = words[1:3]
+        if len(args) < 2 or args[1].startswith("/"):
             raise RamdumpFormatError(
                 f"line {n} ({raw.strip()!r}) names no file and address (Data.LOAD.Binary "
                 "FILE ADDRESS)"
@@ -204,7 +206,7 @@ def parse_load_cmm(text: str) -> list[BankSpec]:
         try:
             paddr, size = _trace32_address(args[1])
             offset = 0
-            opts = words[1:]
+            opts = words[3:]
             for k, w in enumerate(opts):
                 if w.lower() == "/skip":
                     if k + 1 >= len(opts):

@@ -43,12 +43,19 @@ __all__ = [
     "PhysMemory",
     "Vmlinux",
     "fit_arm64",
+    "read_u64",
+    "search_image",
     "walk_arm64",
 ]
 
-#: The symbols the image search reads (vmlinux .symtab).
+#: The symbols the image search reads (vmlinux .symtab), every architecture's.
 IMAGE_SYMBOLS = (
     "_text",
+    "_start",
+    "kernel_map",
+    "phys_ram_base",
+    "satp_mode",
+    "__pv_offset",
     "_stext",
     "linux_banner",
     "kimage_voffset",
@@ -101,12 +108,13 @@ class ImageFit:
     numbers: dict[str, int] = field(default_factory=dict)
 
 
-def _u64(mem: PhysMemory, paddr: int) -> int | None:
+def read_u64(mem: PhysMemory, paddr: int) -> int | None:
+    """The little-endian u64 at ``paddr`` (None: not in the banks)."""
     data = mem.read(paddr, 8)
     return None if data is None else int.from_bytes(data, "little")
 
 
-def walk_arm64(read_u64: Callable[[int], int | None], root: int, va: int, va_bits: int,
+def walk_arm64(word: Callable[[int], int | None], root: int, va: int, va_bits: int,
                page_shift: int = 12) -> int | None:  # fmt: skip
     """Physical address of kernel ``va`` through the table at physical ``root``, as the
     MMU walks TTBR1 with ``va_bits`` (descriptor formats of the Arm ARM: bits [1:0]
@@ -124,7 +132,7 @@ def walk_arm64(read_u64: Callable[[int], int | None], root: int, va: int, va_bit
         level_shift = page_shift + shift * (level - 1)
         index = (va >> level_shift) & (entries - 1)
         entries = 1 << shift
-        entry = read_u64(table + 8 * index)
+        entry = word(table + 8 * index)
         if entry is None:
             return None
         out = entry & low_mask
@@ -167,29 +175,49 @@ def fit_arm64(
     :param ranges: (start, size) of the banks, named in the error.
     :raises ImageNotFound: with what was searched and what to check.
     """
+
+    need = ("_text", "linux_banner", "kimage_voffset", "swapper_pg_dir", "init_uts_ns",
+            "memstart_addr")  # fmt: skip
+    def fit(text_phys: int, banner: bytes) -> ImageFit | str:
+        return _fit_at(mem, vm, text_phys, banner, kaslr, vabits)
+
+    return search_image(mem, vm, need, MIN_KIMG_ALIGN, ranges, fit)
+
+
+def search_image(
+    mem: PhysMemory,
+    vm: Vmlinux,
+    need: tuple[str, ...],
+    align: int,
+    ranges: Iterable[tuple[int, int]],
+    fit: Callable[[int, bytes], ImageFit | str],
+    base: str = "_text",
+) -> ImageFit:
+    """The banner search every architecture shares: each hit's implied image start
+    (symbol ``base``) must be ``align``-ed and carry the vmlinux's build-id note; ``fit``
+    gets that physical address and the banner, and returns the fit or why not."""
     syms = vm.symbols
-    missing = [s for s in ("_text", "linux_banner", "kimage_voffset", "swapper_pg_dir",
-                           "init_uts_ns", "memstart_addr") if s not in syms]  # fmt: skip
+    missing = [s for s in need if s not in syms]
     if missing:
         raise ImageNotFound(f"the vmlinux lacks the symbols {', '.join(missing)}")
     banner, hits = _banner_hits(mem, vm)
     where = ", ".join(f"{a:#x}..{a + s - 1:#x}" for a, s in ranges) or "the banks"
-    text = syms["_text"]
+    text = syms[base]
     tried = []
     for hit in hits:
         text_phys = hit - (syms["linux_banner"] - text)
-        if text_phys < 0 or text_phys % MIN_KIMG_ALIGN:
-            tried.append(f"{hit:#x} (implied _text {text_phys:#x} not 64 KiB aligned)")
+        if text_phys < 0 or text_phys % align:
+            tried.append(f"{hit:#x} (implied {base} {text_phys:#x} not {align:#x}-aligned)")
             continue
         if vm.build_id_note is not None:
             note_addr, note = vm.build_id_note
             if mem.read(text_phys + note_addr - text, len(note)) != note:
                 tried.append(f"{hit:#x} (no matching build-id note beside it)")
                 continue
-        fit = _fit_at(mem, vm, text_phys, banner, kaslr, vabits)
-        if isinstance(fit, ImageFit):
-            return fit
-        tried.append(f"{hit:#x} ({fit})")
+        got = fit(text_phys, banner)
+        if isinstance(got, ImageFit):
+            return got
+        tried.append(f"{hit:#x} ({got})")
     found = "; ".join(tried) if tried else "no copy of it"
     raise ImageNotFound(
         f"searched {where} for the vmlinux's linux_banner ({banner[:40].decode(errors='replace')}"
@@ -212,8 +240,8 @@ def _fit_at(
     def at(name: str) -> int:
         return text_phys + syms[name] - text
 
-    voffset = _u64(mem, at("kimage_voffset"))
-    memstart = _u64(mem, at("memstart_addr"))
+    voffset = read_u64(mem, at("kimage_voffset"))
+    memstart = read_u64(mem, at("memstart_addr"))
     if voffset is None or memstart is None:
         return "kimage_voffset or memstart_addr not in the banks"
     if kaslr is None:
@@ -224,15 +252,15 @@ def _fit_at(
     target_va = (syms["init_uts_ns"] + kaslr) & MASK64
     target_pa = at("init_uts_ns")
 
-    def read_u64(pa: int) -> int | None:
-        return _u64(mem, pa)
+    def word(pa: int) -> int | None:
+        return read_u64(mem, pa)
 
     in_use = None
     page_shift = 12
     candidates = [vabits] if vabits else [48, 52, 47, 42, 39, 36]
     for shift in (12, 14, 16):
         for bits in candidates:
-            if walk_arm64(read_u64, root, target_va, bits, shift) == target_pa:
+            if walk_arm64(word, root, target_va, bits, shift) == target_pa:
                 in_use, page_shift = bits, shift
                 break
         if in_use:
@@ -263,7 +291,7 @@ def _fit_at(
         # bound; only the roots of present sections are ever read.
         section_bits = 29 if page_shift == 16 else 27
         roots = max(1, (1 << (52 - section_bits)) // ((1 << page_shift) // 16))
-        ms = _u64(mem, at("mem_section"))
+        ms = read_u64(mem, at("mem_section"))
         if ms:
             lines.append(f"SYMBOL(mem_section)={ms:x}")
         lines.append(f"LENGTH(mem_section)={roots}")

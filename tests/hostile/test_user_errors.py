@@ -7,6 +7,7 @@ traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -44,7 +45,11 @@ def test_dump_missing(tmp_path: Path) -> None:
 
 
 def test_dump_is_a_directory(tmp_path: Path) -> None:
-    assert_one_line_error(run_cli("check", "--vmcore", tmp_path), "not readable", str(tmp_path))
+    # a directory is a raw RAM dump when it holds a load.cmm or dump_info.txt
+    assert_one_line_error(
+        run_cli("check", "--vmcore", tmp_path), "neither a load.cmm nor a dump_info.txt",
+        str(tmp_path),
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("size", [0, 100, 4096, 64 << 20])
@@ -89,11 +94,17 @@ def test_vmcoreinfo_removed(base: tuple[Path, Path], tmp_path: Path) -> None:
     off = layout.vmcoreinfo_note_name_offset()
     assert patch(copy, off, b"XMCOREINFO") == b"VMCOREINFO"
     assert read_elf(str(copy)).vmcoreinfo is None
-    assert_one_line_error(
-        run_cli("check", "--vmcore", copy, "--vmlinux", vmlinux),
-        "no VMCOREINFO note",
-        "qemu_fw_cfg",
-    )
+    # An ELF core without the note is raw RAM (its PT_LOADs at their physical
+    # addresses): the kernel's VMCOREINFO page is found in it instead.
+    res = run_cli("check", "--format", "json", "--vmcore", copy, "--vmlinux", vmlinux)
+    assert res.returncode in (0, 1), res.stderr
+    src = json.loads(res.stdout)["source"]
+    assert src["kind"] == "ramdump" and src["format"] == "ELF without VMCOREINFO", src
+    assert src["kernel_found"].startswith("VMCOREINFO page at phys"), src
+    # With that page gone too, nothing identifies the kernel without a vmlinux.
+    page = int(src["kernel_found"].split("phys ")[1].split()[0], 16)
+    patch(copy, layout.phys_to_offset(page), bytes(4096))
+    assert_one_line_error(run_cli("check", "--vmcore", copy), "no VMCOREINFO page", "--vmlinux")
 
 
 def test_dump_of_another_architecture(base: tuple[Path, Path], tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from rmem_inspect.collect.program import fetch_debuginfod
+from rmem_inspect.collect.debuginfo import fetch_debuginfod
 from rmem_inspect.formats.elf import read_elf
 from tests.dumps import manifest_for
 
