@@ -183,7 +183,7 @@ def test_set_is_one_boot_laid_out_as_the_reference(boot: tuple[str, str, str]) -
 @pytest.mark.parametrize("boot", BOOTS, ids=[_id(*b) for b in BOOTS])
 def test_bank_spellings_agree(boot: tuple[str, str, str]) -> None:
     """FILE@PADDR, load.cmm and the directory open to the same files at the same bases;
-    the note-less ELF covers the same physical ranges."""
+    the note-less ELF covers the same RAM."""
     rs = ramdump_set(*boot)
     opened = []
     for spec in (form_arg(rs, "banks"), form_arg(rs, "load.cmm"), rs.directory):
@@ -202,7 +202,10 @@ def test_bank_spellings_agree(boot: tuple[str, str, str]) -> None:
         covered = [(b.paddr, b.end) for b in ram.banks]
     finally:
         ram.close()
-    assert covered == [(rs.banks[0]["base"], rs.banks[-1]["base"] + rs.banks[-1]["size"])]
+    start, end = rs.banks[0]["base"], rs.banks[-1]["base"] + rs.banks[-1]["size"]
+    assert (start, end) in covered
+    # anything else QEMU dumps is outside RAM (riscv64 virt: its boot ROM at 0x1000)
+    assert all(e <= start or s >= end for s, e in covered if (s, e) != (start, end))
 
 
 @pytest.mark.parametrize(
