@@ -116,8 +116,8 @@ def markdown(info: dict[str, str], sets: list[SetResult], reps: int) -> str:
         f"{info['python']}, drgn {info['drgn']}; {info['date']}; load average {info['loadavg']}"
         f" at start. Median of {reps} repetitions.",
         "",
-        "| set | form | wall s | x ELF | peak RSS MiB | CPU s |",
-        "|---|---|---:|---:|---:|---:|",
+        "| set | form | wall s | x ELF | peak RSS MiB | CPU s | CPU x ELF |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for s in sets:
         elf = s.median("elf+vmcoreinfo", "wall")
@@ -125,11 +125,12 @@ def markdown(info: dict[str, str], sets: list[SetResult], reps: int) -> str:
             out.append(
                 f"| {s.name} ({s.ram_bytes >> 30} GiB, {s.banks} banks) | {f} | "
                 f"{s.median(f, 'wall'):.2f} | **{s.median(f, 'wall') / elf:.2f}** | "
-                f"{s.median(f, 'rss') / 1024:.0f} | {s.median(f, 'cpu'):.2f} |"
+                f"{s.median(f, 'rss') / 1024:.0f} | {s.median(f, 'cpu'):.2f} | "
+                f"{s.median(f, 'cpu') / s.median('elf+vmcoreinfo', 'cpu'):.2f} |"
             )
         out.append(
             f"| {s.name} | find the VMCOREINFO page ({s.found_at}) | "
-            f"{statistics.median(s.find_s):.2f} | | | |"
+            f"{statistics.median(s.find_s):.2f} | | | | |"
         )
     return "\n".join(out) + "\n"
 
