@@ -26,14 +26,14 @@ import importlib as _importlib
 from typing import TYPE_CHECKING
 from typing import Any as _Any
 
+from rmem_inspect.version import __version__ as __version__  # rmem_inspect.__version__
+
 if TYPE_CHECKING:
     from rmem_inspect.checks import run as run_checks
     from rmem_inspect.collect.snapshot import inspect
     from rmem_inspect.output import render
 
 __all__ = ["inspect", "render", "run_checks"]
-
-__version__ = "0.1.0"
 
 #: Public name -> (module, attribute), imported by :func:`__getattr__` on first use.
 _LAZY = {

@@ -145,7 +145,14 @@ def inspect_dump(path: str, index: dict[str, str], snapshot_dir: str | None = No
         res.release = vmcoreinfo.get("OSRELEASE")
         vmlinux = index.get(res.build_id or "")
 
+        from rmem_inspect.collect.ramdump import RAMDUMP_CACHE_KEY, RamSet
+
+        banks: list[RamSet] = []
+
         def opened(prog: Program) -> None:
+            ram = prog.cache.get(RAMDUMP_CACHE_KEY)
+            if isinstance(ram, RamSet):  # raw RAM: its files are closed once read (below)
+                banks.append(ram)
             if CACHE_KEY in prog.cache:  # no vmlinux found: the kernel's kallsyms and BTF
                 res.debug_info = "btf"
             else:
@@ -158,6 +165,9 @@ def inspect_dump(path: str, index: dict[str, str], snapshot_dir: str | None = No
         except InputError as e:
             res.error = str(e)
             return res
+        finally:
+            for ram in banks:  # a worker reads many dumps: do not keep their files open
+                ram.close()
         report = checks.run(snap)
         res.status = "ok"
         res.release = snap.kernel.release

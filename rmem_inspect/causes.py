@@ -46,7 +46,7 @@ __all__ = ["ADVICE", "CONSEQUENCES", "Cause", "collapse_names", "root_causes"]
 _SEVERITY = {"error": 0, "warning": 1, "info": 2}
 
 #: code -> codes that the first explains on the same region (see the module docstring),
-#: as each code declares them (rmem_inspect/checks/registry.py).
+#: as each code declares them (rmem_inspect/checks/codes.py).
 CONSEQUENCES: dict[str, frozenset[str]] = {
     c.code: c.consequences for c in CODES.values() if c.consequences
 }

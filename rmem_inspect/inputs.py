@@ -31,6 +31,7 @@ that need them, so a snapshot is checked without loading drgn.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -162,6 +163,10 @@ class Source:
     sysfs_fallback: bool = True
     #: Walk the page tables over no-map regions.
     linear_map: bool = True
+    #: Keep the kernel's BTF index per build-id in the user's cache (``--no-cache``).
+    cache: bool = True
+    #: Say on stderr how symbols and types were found (``--verbose``).
+    verbose: bool = False
     #: Raw RAM: the KASLR offset (``--kaslr``, hexadecimal) and the VA size in use
     #: (``--vabits``), crash's overrides.
     kaslr: str | None = None
@@ -223,6 +228,17 @@ def _open_file(src: Source, path: str, on_program: Callable[[Program], None] | N
     return _open_drgn(src, path, on_program)
 
 
+def _say_how(prog: Program) -> None:
+    """``--verbose``: how symbols and types were found, on stderr."""
+    from rmem_inspect.collect.kallsyms_finder import NOTE_KEY
+    from rmem_inspect.collect.without_vmlinux import BTF_INDEX_NOTE
+
+    for key in (NOTE_KEY, BTF_INDEX_NOTE):
+        note = prog.cache.get(key)
+        if note:
+            print(f"rmem-inspect: {note}", file=sys.stderr)
+
+
 def _is_ramdump(vmcore: str) -> bool:
     from rmem_inspect.collect.ramdump import is_ramdump
 
@@ -241,6 +257,18 @@ def _open_drgn(
     src: Source, vmcore: str | None, on_program: Callable[[Program], None] | None
 ) -> Input:
     """A dump, a QEMU guest or the running kernel, read with drgn."""
+    from rmem_inspect.collect.btf_cache import ENABLED
+
+    token = ENABLED.set(src.cache)
+    try:
+        return _open_drgn_program(src, vmcore, on_program)
+    finally:
+        ENABLED.reset(token)
+
+
+def _open_drgn_program(
+    src: Source, vmcore: str | None, on_program: Callable[[Program], None] | None
+) -> Input:
     from rmem_inspect.collect.program import open_live, open_qemu, open_vmcore
 
     raw = bool(vmcore) and _is_ramdump(str(vmcore))
@@ -266,6 +294,8 @@ def _open_drgn(
             snap.source["why_not_drgn"] = str(e)
             return Input(snapshot=snap)
         source = {"kind": "live"}
+    if src.verbose:
+        _say_how(prog)
     if on_program is not None:
         on_program(prog)
     return _inspect(prog, source, src.linear_map)

@@ -35,6 +35,7 @@ __all__ = [
     "MemblockState",
     "ReservedMemState",
     "RmemEntry",
+    "RmemHandler",
     "Snapshot",
     "SnapshotError",
 ]
@@ -45,6 +46,18 @@ SCHEMA_VERSION = 1
 
 class SnapshotError(ValueError):
     """A snapshot file that is not valid JSON of this schema."""
+
+
+@dataclass
+class RmemHandler:
+    """One entry of the kernel's ``__reservedmem_of_table`` (a RESERVEDMEM_OF_DECLARE())."""
+
+    #: The entry's symbol without ``__of_table_`` (the macro's first argument).
+    name: str | None
+    #: ``.compatible``; None when only the symbol was read (kallsyms).
+    compatible: str | None
+    #: What ``.data`` points at (init function up to 7.0, ops struct from 7.1 on).
+    data: str | None = None
 
 
 @dataclass
@@ -59,6 +72,9 @@ class KernelInfo:
     cmdline: str | None = None
     #: Kernel options this tool probed and found off (``CONFIG_CMA``: no ``cma_areas``).
     features_missing: list[str] = field(default_factory=list)
+    #: The kernel's reserved-memory handlers (``__reservedmem_of_table``); None: not read.
+    #: Where they were read: ``Snapshot.source["rmem_handlers"]``.
+    rmem_handlers: list[RmemHandler] | None = None
 
 
 @dataclass(slots=True)

@@ -14,6 +14,8 @@ start=$(date +%s)
 # raw RAM dumps (vmcores/ramdump.py): every arm64 boot above and the arm/riscv64 boards
 # again without -device vmcoreinfo, as bank files + load.cmm + QEMU's note-less ELF
 .venv/bin/python -m vmcores.ramdump
+# the board DTBs of Debian's generic arm64 image package (preflight sweep)
+.venv/bin/python -m vmcores.boards
 echo "factory: $(( $(date +%s) - start )) s"
 .venv/bin/black --check -q rmem_inspect vmcores tests tools bench
 .venv/bin/ruff check -q rmem_inspect vmcores tests tools bench

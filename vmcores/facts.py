@@ -225,6 +225,22 @@ FACTS: dict[str, list[Fact]] = {
         Fact(ALL, DT_CMA_POOL, 0, "no CMA pool from the DT"),
         Fact(ALL, r"cma: Reserved 16 MiB at 0x[0-9a-f]+", 1, "the default area from cma=16M"),
     ],
+    "mt8192": [
+        Fact(
+            ALL,
+            r"initialized node (audio-dma-pool|scp@50000000), compatible id shared-dma-pool$",
+            2,
+            "kernel/dma/coherent.c takes both no-map shared-dma-pools",
+        ),
+        Fact(
+            ALL,
+            r"node wifi@c0000000|restricted",
+            0,
+            "no restricted-dma-pool handler (no CONFIG_DMA_RESTRICTED_POOL): neither "
+            "initialised nor 'compatible matching fail'",
+        ),
+        Fact(DYNAMIC, r"\(65536 KiB\) map non-reusable wifi@c0000000$", 1, "tracked, reserved"),
+    ],
 }
 
 

@@ -554,6 +554,35 @@ def _cma_cmdline() -> Scenario:
     )
 
 
+def _mt8192() -> Scenario:
+    """
+    The /reserved-memory of MediaTek's mt8192 Chromebooks, verbatim from
+    arch/arm64/boot/dts/mediatek/mt8192-asurada.dtsi (Debian linux-source-7.3, 7.3.4; the
+    6.1 and 6.12 sources lack audio-dma-pool). Its RAM starts at 0x40000000 as virt's does,
+    so nothing moves; the boot loader gives the board more than the DTS's 2 GiB, so the
+    guest gets 3 GiB and wifi@c0000000 lies in RAM. Debian's kernels are built without
+    CONFIG_DMA_RESTRICTED_POOL: no handler for the restricted-dma-pool region.
+    """
+    return Scenario(
+        name="mt8192",
+        description="mt8192-asurada's /reserved-memory (a no-map dynamic and a no-map fixed "
+        "shared-dma-pool, a restricted-dma-pool for the wifi) on 3 GiB",
+        regions=(
+            _dynamic(
+                "audio-dma-pool",
+                0x100000,
+                alignment=0x10,
+                compatible=("shared-dma-pool",),
+                nomap=True,
+            ),
+            _static("scp", 0x50000000, 0x2900000, compatible=("shared-dma-pool",), nomap=True),
+            _static("wifi", 0xC0000000, 0x4000000, compatible=("restricted-dma-pool",)),
+        ),
+        memory=3 * GiB,
+        tags=("board",),
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -575,6 +604,7 @@ SCENARIOS: dict[str, Scenario] = {
         _kaslr(),
         _memreserve(),
         _cma_cmdline(),
+        _mt8192(),
     )
 }
 

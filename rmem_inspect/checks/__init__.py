@@ -11,7 +11,7 @@ RMEM-DROPPED, absent from ``reserved_mem``, and RMEM-UNALLOCATED, without
 memory), and each carries the evidence it was decided on.
 
 One module per family of codes; each declares its codes (severity, meaning, the
-sources they need, advice) and its pass in :mod:`.registry`, and :func:`run` runs
+sources they need, advice: :mod:`.codes`) and its pass (:mod:`.registry`), and :func:`run` runs
 the registered passes in order. Every module of this package is imported here, so
 a new family is one new file. The kernel behaviour encoded is that of
 drivers/of/of_reserved_mem.c and drivers/of/fdt.c in 6.1 (static array), 6.12
@@ -25,6 +25,7 @@ import gc
 import importlib
 import pkgutil
 
+from rmem_inspect.checks.codes import CODES, Code, Need
 from rmem_inspect.checks.context import GENERIC_INIT_COMPATIBLES, REJECTED_ROOT_RULE, Context
 from rmem_inspect.checks.findings import (
     SEVERITY_ORDER,
@@ -35,7 +36,7 @@ from rmem_inspect.checks.findings import (
     Verdict,
 )
 from rmem_inspect.checks.log_index import LogIndex
-from rmem_inspect.checks.registry import CHECKS, CODES, Code, Need
+from rmem_inspect.checks.registry import CHECKS
 from rmem_inspect.checks.views import build_views
 from rmem_inspect.model import Snapshot
 
@@ -57,7 +58,7 @@ __all__ = [
 ]
 
 #: The modules that are not check families.
-_FRAMEWORK = frozenset({"context", "findings", "log_index", "registry", "views"})
+_FRAMEWORK = frozenset({"codes", "context", "findings", "log_index", "registry", "views"})
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _FRAMEWORK:
         importlib.import_module(f"{__name__}.{_module.name}")

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rmem_inspect.checks.codes import Need, code
 from rmem_inspect.checks.context import Context
 from rmem_inspect.checks.findings import RegionView
-from rmem_inspect.checks.registry import Check, Need, code, register
+from rmem_inspect.checks.registry import Check, register
 from rmem_inspect.kernel.layouts import Layout
 
 __all__ = ["CHECK", "check_array", "kernel_would_count"]

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 
+from rmem_inspect.checks.codes import Need, code
 from rmem_inspect.checks.context import Context
 from rmem_inspect.checks.findings import RegionView, Verdict
-from rmem_inspect.checks.registry import Check, Need, code, register
+from rmem_inspect.checks.handlers import handler_evidence, region_gap
+from rmem_inspect.checks.registry import Check, register
 from rmem_inspect.model import DtRegion, RmemEntry
 from rmem_inspect.ranges import fmt_range, human_size
 
@@ -24,6 +26,24 @@ def check_cma(c: Context, r: DtRegion, e: RmemEntry) -> None:
     if not (r.reusable and "shared-dma-pool" in r.compatible) or c.snap.cma is None:
         return
     if e.size and any(a.base == e.base for a in c.snap.cma):
+        return
+    gap = region_gap(c.snap.kernel, r)
+    if gap is not None:
+        c.add(
+            "RMEM-CMA-MISSING",
+            r.name,
+            f"{r.name} is a reusable shared-dma-pool but {gap.sentence()}"
+            + (
+                " (and the kernel has no CONFIG_CMA: its debug info has no cma_areas)"
+                if "CONFIG_CMA" in c.snap.kernel.features_missing
+                else ""
+            )
+            + f": no CMA area can exist; build the kernel with {' or '.join(gap.options)}, "
+            "or drop the node.",
+            cause=f"kernel built without {' or '.join(gap.options)}",
+            cma_areas=[f"{a.name} {fmt_range(a.base, a.size)}" for a in c.snap.cma],
+            **handler_evidence(c.snap.kernel, gap, c.snap.source.get("rmem_handlers")),
+        )
         return
     if "CONFIG_CMA" in c.snap.kernel.features_missing:
         # RESERVEDMEM_OF_DECLARE(cma, "shared-dma-pool", rmem_cma_setup) is in

@@ -9,9 +9,10 @@ Devices whose memory-region points at a region the kernel does not track
 
 from __future__ import annotations
 
+from rmem_inspect.checks.codes import Need, code
 from rmem_inspect.checks.context import Context
 from rmem_inspect.checks.findings import RegionView
-from rmem_inspect.checks.registry import Check, Need, code, register
+from rmem_inspect.checks.registry import Check, register
 
 __all__ = ["CHECK", "check_consumers"]
 

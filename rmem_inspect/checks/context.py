@@ -15,9 +15,9 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
+from rmem_inspect.checks.codes import CODES
 from rmem_inspect.checks.findings import Finding
 from rmem_inspect.checks.log_index import LogIndex
-from rmem_inspect.checks.registry import CODES
 from rmem_inspect.kernel.constants import MemblockFlags
 from rmem_inspect.kernel.layouts import Layout, OpsLayout
 from rmem_inspect.model import (

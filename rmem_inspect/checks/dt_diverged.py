@@ -11,9 +11,10 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+from rmem_inspect.checks.codes import Need, code
 from rmem_inspect.checks.context import Context
 from rmem_inspect.checks.findings import RegionView
-from rmem_inspect.checks.registry import Check, Need, code, register
+from rmem_inspect.checks.registry import Check, register
 from rmem_inspect.model import DtRegion
 
 __all__ = ["CHECK", "check_dt_diverged"]

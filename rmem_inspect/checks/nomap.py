@@ -8,9 +8,10 @@ No-map regions in the kernel linear map, from the page-table walk (RMEM-NOMAP-MA
 
 from __future__ import annotations
 
+from rmem_inspect.checks.codes import Need, code
 from rmem_inspect.checks.context import Context
 from rmem_inspect.checks.findings import RegionView
-from rmem_inspect.checks.registry import Check, Need, code, register
+from rmem_inspect.checks.registry import Check, register
 
 __all__ = ["CHECK", "check_nomap_mapped"]
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import operator
 
+from rmem_inspect.checks.codes import code
 from rmem_inspect.checks.context import Context
 from rmem_inspect.checks.findings import RegionView, Verdict
-from rmem_inspect.checks.registry import Check, code, register
+from rmem_inspect.checks.registry import Check, register
 from rmem_inspect.ranges import fmt_range, human_size
 
 __all__ = ["CHECK", "check_overlaps"]

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import re
 
+from rmem_inspect.checks.codes import Need, code
 from rmem_inspect.checks.context import GENERIC_INIT, Context
 from rmem_inspect.checks.findings import RegionView
-from rmem_inspect.checks.registry import Check, Need, code, register
+from rmem_inspect.checks.handlers import check_no_handler
+from rmem_inspect.checks.registry import Check, register
 from rmem_inspect.kernel.layouts import Layout
 from rmem_inspect.model import DtRegion, RmemEntry
 from rmem_inspect.ranges import RangeSet, fmt_range, human_size
@@ -93,6 +95,9 @@ def check_tracked(c: Context, r: DtRegion, kind: str, e: RmemEntry, view: Region
             check_placement(c, r.name, e, nomap=r.nomap)
         if not c.memory.covers(e.base, e.size):
             check_outside_ram(c, r.name, e, r.nomap)
+    if check_no_handler(c, r, e):
+        view.tracked = True
+        return
     failed = c.log.named("match_fail", r.name) if c.log.events["match_fail"] else []
     if failed or (
         e.ops is None and e.size and not c.derived and not GENERIC_INIT.isdisjoint(r.compatible)

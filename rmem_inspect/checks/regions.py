@@ -12,10 +12,11 @@ as a whole (RMEM-DT-FORMAT). Tracked regions go on to :mod:`.placement` and :mod
 from __future__ import annotations
 
 from rmem_inspect.checks.cma import check_cma, check_cma_cmdline
+from rmem_inspect.checks.codes import Need, code
 from rmem_inspect.checks.context import GENERIC_INIT, REJECTED_ROOT_RULE, Context
 from rmem_inspect.checks.findings import RegionView, Verdict
 from rmem_inspect.checks.placement import check_placement, check_tracked
-from rmem_inspect.checks.registry import Check, Need, code, register
+from rmem_inspect.checks.registry import Check, register
 from rmem_inspect.kernel.layouts import Layout
 from rmem_inspect.model import DtRegion
 from rmem_inspect.ranges import fmt_range, human_size

@@ -9,15 +9,16 @@ codes' declared needs, which checks that leaves out (the report's "checks skippe
 
 from __future__ import annotations
 
+from rmem_inspect.checks.codes import Need, code, skipped_for
 from rmem_inspect.checks.context import Context
 from rmem_inspect.checks.findings import RegionView
-from rmem_inspect.checks.registry import Check, Need, code, register, skipped_for
+from rmem_inspect.checks.registry import Check, register
 
 __all__ = ["CHECK", "check_sources", "unmet_needs"]
 
 
 def unmet_needs(c: Context) -> list[tuple[Need, str]]:
-    """The :class:`~rmem_inspect.checks.registry.Need`\\ s this snapshot does not meet,
+    """The :class:`~rmem_inspect.checks.codes.Need`\\ s this snapshot does not meet,
     each with what was missing (the "missing source" of the skipped checks)."""
     out = []
     mb = c.snap.memblock

@@ -4,7 +4,7 @@ kernel_btf
 ----------
 
 Read a kernel without its vmlinux: symbol addresses from the kernel's own
-kallsyms (``drgn.helpers.linux.kallsyms.load_vmlinux_kallsyms``: the tables
+kallsyms (:mod:`rmem_inspect.collect.kallsyms_finder`: the tables
 located through VMCOREINFO in a dump, /proc/kallsyms live) and type layouts from
 its BTF (``__start_BTF``..``__stop_BTF`` in the image, /sys/kernel/btf/vmlinux
 live), read by :mod:`rmem_inspect.formats.btf`.

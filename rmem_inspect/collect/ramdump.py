@@ -145,8 +145,8 @@ class RamSet:
                 pos = lo
                 while pos < hi and len(out) < limit:
                     base = pos - pos % gran
-                    length = min(pos - base + WINDOW + len(needle) - 1, end - base)
                     stop = min(pos + WINDOW, hi)  # hits starting before here are ours
+                    length = min(stop + len(needle) - 1, end) - base
                     with mmap.mmap(b.fd, length, access=mmap.ACCESS_READ, offset=base) as w:
                         at = w.find(needle, pos - base)
                         while 0 <= at and base + at < stop and len(out) < limit:

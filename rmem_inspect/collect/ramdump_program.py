@@ -143,6 +143,13 @@ def open_ramdump(
                     break
         if types == "btf":
             vmlinux = None
+        elif types == "dwarf" and vmlinux is None:
+            fields = pages[0][1] if pages else {}
+            raise InputError(
+                f"no vmlinux with debug info found for {ram.shown} (release "
+                f"{fields.get('OSRELEASE', 'unknown')}, build-id "
+                f"{fields.get('BUILD-ID', 'unknown')}); pass --vmlinux"
+            )
         vm = _open_vmlinux(vmlinux) if vmlinux else None
         try:
             prog, source = _build(ram, pages, vm, types, opts)
@@ -174,7 +181,8 @@ def _pick(
         if vm is not None and vm.build_id and bid and bid != vm.build_id:
             notes.append(
                 f"VMCOREINFO page at phys {phys:#x} has BUILD-ID {bid}, not the vmlinux's "
-                f"{vm.build_id} (an earlier boot's): not used"
+                f"{vm.build_id} (the vmlinux of another build, or an earlier boot's page "
+                "left in RAM): not used"
             )
             continue
         check = " (BUILD-ID matches the vmlinux)" if vm is not None and bid == vm.build_id else ""

@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 
 from drgn import FaultError, Program
 
-from rmem_inspect import __version__
 from rmem_inspect.errors import InputError
 from rmem_inspect.kernel.layouts import Layout
 from rmem_inspect.model import KernelInfo, LinearMapCheck, Snapshot
+from rmem_inspect.version import __version__
 
 __all__ = ["inspect"]
 
@@ -127,10 +127,14 @@ def inspect(
     from rmem_inspect.collect.memblock import read_memblock
     from rmem_inspect.collect.of_tree import read_of_tree
     from rmem_inspect.collect.reserved_mem import NoReservedMem, read_reserved_mem
+    from rmem_inspect.collect.rmem_handlers import read_rmem_handlers
     from rmem_inspect.formats.devicetree import decode_tree
 
     snap = Snapshot(kernel=_kernel_info(prog), source=dict(source or {}), tool_version=__version__)
     _record_debug_info(prog, snap)
+    handlers = _guard(snap, "rmem_handlers", lambda: read_rmem_handlers(prog))
+    if handlers is not None:
+        snap.kernel.rmem_handlers, snap.source["rmem_handlers"] = handlers
 
     if snap.source.get("kind") == "vmcore" and snap.source.get("vmcore"):
         from rmem_inspect.formats.kdump import describe_dump

@@ -45,7 +45,6 @@ import re
 import subprocess
 from pathlib import Path
 
-from rmem_inspect import __version__
 from rmem_inspect.errors import InputError
 from rmem_inspect.formats.devicetree import RawNode, decode_tree
 from rmem_inspect.formats.fdt import FdtError, parse_fdt
@@ -63,6 +62,7 @@ from rmem_inspect.model import (
     RmemEntry,
     Snapshot,
 )
+from rmem_inspect.version import __version__
 
 __all__ = [
     "MAX_RESERVED_REGIONS",

@@ -15,13 +15,14 @@ warning or above give exit status 1; a clean kernel gives 0.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
-from rmem_inspect import __version__
 from rmem_inspect.commands import batch, diff, preflight, report, snapshot, trace
 from rmem_inspect.commands import map as map_
 from rmem_inspect.errors import InputError
+from rmem_inspect.version import __version__
 
 __all__ = ["EXAMPLES", "MODULES", "build_parser", "guarded", "main"]
 
@@ -91,4 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     run: Callable[[argparse.Namespace], int] = args.run
+    from rmem_inspect.collect.drgn_plugins import skip_command_plugins
+
+    skip_command_plugins(os.environ)  # drgn's command-line plugins: unused here
     return guarded(lambda: run(args), getattr(args, "debug", False))

@@ -35,7 +35,8 @@ def add_evidence_option(p: argparse.ArgumentParser) -> None:
 
 def add_source_options(p: argparse.ArgumentParser) -> None:
     """``--vmcore``, ``--vmlinux``, ``--live``, ``--snapshot``, ``--qemu``,
-    ``--no-debug-info``, ``--types``, ``--no-linear-map`` (and the hidden ``--debug``)."""
+    ``--no-debug-info``, ``--types``, ``--no-linear-map``, ``--no-cache``, ``--verbose``
+    (and the hidden ``--debug``)."""
     g = p.add_argument_group("what to inspect (default: the running kernel)")
     g.add_argument(
         "--vmcore",
@@ -84,6 +85,17 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the page-table walk over no-map regions",
     )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the BTF index kept per build-id in ~/.cache/rmem-inspect",
+    )
+    p.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="say on stderr how symbols and types were found",
+    )
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -109,4 +121,6 @@ def source_from_args(args: argparse.Namespace) -> Source:
         types=args.types,
         no_debug_info=args.no_debug_info,
         linear_map=not args.no_linear_map,
+        cache=not args.no_cache,
+        verbose=args.verbose,
     )

@@ -49,7 +49,50 @@ def add_parser(sub: Any) -> None:
         help="the kernel command line (default: /chosen/bootargs of the DTB); its mem= cuts "
         "RAM before the reserved-memory scan, as arm64 does",
     )
+    built = p.add_mutually_exclusive_group()
+    built.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the target kernel's .config: which reserved-memory handlers it has "
+        "(CONFIG_DMA_CMA, CONFIG_DMA_DECLARE_COHERENT, CONFIG_DMA_RESTRICTED_POOL, ...)",
+    )
+    built.add_argument(
+        "--vmlinux",
+        metavar="FILE",
+        help="the target kernel's vmlinux: its handlers read from its __reservedmem_of_table",
+    )
     p.set_defaults(run=run)
+
+
+def kernel_handlers(args: argparse.Namespace) -> tuple[list[Any] | None, str]:
+    """The handlers ``--config`` or ``--vmlinux`` give, and where they were read."""
+    from rmem_inspect.model import RmemHandler
+
+    if args.config:
+        from rmem_inspect.inputs import read_file
+        from rmem_inspect.kernel.handlers import declarations_from_config, parse_config
+
+        options = parse_config(read_file(args.config).decode(errors="replace"))
+        if not any(k.startswith("CONFIG_") for k in options):
+            raise InputError(f"{args.config} is not a kernel .config (no CONFIG_ lines)")
+        decls = declarations_from_config(options)
+        return [
+            RmemHandler(d.name, d.compatible, None) for d in decls
+        ], f"{os.path.abspath(args.config)} (.config)"
+    if args.vmlinux:
+        from rmem_inspect.formats.elf import ElfError
+        from rmem_inspect.formats.of_table import ElfImage, read_reservedmem_table
+
+        try:
+            return (
+                read_reservedmem_table(ElfImage.open(args.vmlinux)),
+                f"__reservedmem_of_table in {os.path.abspath(args.vmlinux)}",
+            )
+        except OSError as e:
+            raise InputError(f"cannot read {args.vmlinux}: {e.strerror or e}") from None
+        except ElfError as e:
+            raise InputError(f"{args.vmlinux} is not a usable vmlinux: {e}") from None
+    return None, ""
 
 
 def parse_ranges(items: list[str], option: str) -> list[tuple[int, int]]:
@@ -72,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     from rmem_inspect.output import render
     from rmem_inspect.preflight import preflight
 
+    handlers, handlers_from = kernel_handlers(args)
     res = preflight(
         read_file(args.dtb),
         args.kernel,
@@ -79,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         memory=parse_ranges(args.memory, "--memory") if args.memory else None,
         cmdline=args.cmdline,
         source=os.path.abspath(args.dtb),
+        handlers=handlers,
+        handlers_from=handlers_from,
     )
     out = render(res.report, args.format, evidence=args.evidence)
     if args.format != "json":

@@ -4,9 +4,9 @@ commands.trace
 --------------
 
 ``rmem-inspect trace``: live eBPF tracing of the kernel's carveout users. The
-options are here; the BPF program, the probing and the event loop are
-:mod:`rmem_inspect.trace`, imported only when the command runs (it is the one
-command that needs bcc).
+options are here; the BPF program, the probing and the event loop are the
+package :mod:`rmem_inspect.trace`, imported only when the command runs (it is the
+one command that needs bcc).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rmem_inspect.trace import run_trace  # here: no other command needs it
+    from rmem_inspect.trace.run import run_trace  # here: no other command needs it
 
     return run_trace(args)
 

@@ -26,9 +26,17 @@ raises :class:`BtfError` with one sentence; nothing else is raised.
 
 from __future__ import annotations
 
-import array
 import struct
 from dataclasses import dataclass
+
+from rmem_inspect.formats.btf_index import (
+    BtfIndex,
+    add_enumerators,
+    enumerator_refs,
+    ids_named,
+    string_offsets,
+    walk,
+)
 
 __all__ = [
     "BTF_MAGIC",
@@ -118,10 +126,6 @@ _REF_KINDS = frozenset(
         KIND_TYPE_TAG,
     }
 )
-_FIXED = [_EXTRA.get(k, (0, 0))[0] for k in range(32)]
-_PER = [_EXTRA.get(k, (0, 0))[1] for k in range(32)]
-_VALID = [k in KIND_NAMES for k in range(32)]
-_IS_REF = [k in _REF_KINDS for k in range(32)]
 #: Kinds looked up by name, as the C namespace groups them.
 _LOOKUP = {
     "struct": (KIND_STRUCT, KIND_FWD),
@@ -185,7 +189,7 @@ class Btf:
     :raises BtfError: the blob is not valid BTF (one sentence saying what and where).
     """
 
-    def __init__(self, data: bytes, pointer_size: int = 8) -> None:
+    def __init__(self, data: bytes, pointer_size: int = 8, index: BtfIndex | None = None) -> None:
         #: BTF records no pointer size; the caller knows the platform.
         self.pointer_size = pointer_size
         if len(data) > MAX_BTF_SIZE:
@@ -225,55 +229,45 @@ class Btf:
             raise BtfError("BTF string section must start and end with a NUL byte")
         self._strs = strs
         self._types = data[hdr_len + type_off : hdr_len + type_off + type_len]
-        self._offsets: list[int] = [0]  # type id -> record offset (id 0 is void)
-        self._names = array.array("I", [0])  # type id -> name offset
-        self._kinds = bytearray(1)  # type id -> kind
+        # the first pass (record boundaries, name offsets, kinds), or the caller's
+        # saved one for this very blob (pack_index/unpack_index check it)
+        if index is None:
+            index = walk(self._types, len(self._strs), o, BtfError)
+        elif len(index.kinds) < 1 or (
+            len(index.kinds) > 1 and index.offsets[-1] >= len(self._types)
+        ):
+            raise BtfError("BTF index does not fit the blob")
+        else:  # strings remembered by an earlier run: kept only where they are there
+            strs = self._strs
+            index.strings = {
+                name: offs
+                for name, offs in index.strings.items()
+                if all(0 < o and strs[o - 1 : o + len(name) + 1] == b"\0" + name.encode() + b"\0"
+                       for o in offs)  # fmt: skip
+            }
+        self.index = index
+        self._offsets = index.offsets  # type id -> record offset (id 0 is void)
+        self._names = index.names  # type id -> name offset
+        self._kinds = index.kinds  # type id -> kind
         self._found: dict[tuple[str, str], list[int]] = {}
-        self._enumerators: dict[int, tuple[int, int]] | None = None
         self._cache: dict[int, BtfType] = {}
-        self._walk()
-
-    # -- the first pass: record boundaries, name offsets, references ----------------
-
-    def _walk(self) -> None:
-        types, o = self._types, self._order
-        unpack = struct.Struct(o + "III").unpack_from
-        fixed, per, valid, is_ref = _FIXED, _PER, _VALID, _IS_REF
-        end = len(types)
-        str_len = len(self._strs)
-        offsets, names, kinds = self._offsets, self._names, self._kinds
-        at = 0
-        max_ref = max_ref_tid = 0
-        while at < end:
-            if at + 12 > end:
-                raise BtfError(f"BTF type {len(offsets)} at offset {at} is truncated")
-            name_off, info, word = unpack(types, at)
-            kind = (info >> 24) & 0x1F
-            if not valid[kind]:
-                raise BtfError(f"BTF type {len(offsets)} at offset {at} has unknown kind {kind}")
-            if name_off >= str_len:
-                raise BtfError(
-                    f"BTF type {len(offsets)} has name offset {name_off} past the strings"
-                )
-            length = 12 + fixed[kind] + per[kind] * (info & 0xFFFF)
-            if at + length > end:
-                raise BtfError(
-                    f"BTF type {len(offsets)} ({KIND_NAMES[kind]}, vlen {info & 0xFFFF}) runs "
-                    "past the type section"
-                )
-            if is_ref[kind] and word > max_ref:
-                max_ref, max_ref_tid = word, len(offsets)
-            offsets.append(at)
-            names.append(name_off)
-            kinds.append(kind)
-            at += length
-        if max_ref > len(offsets) - 1:
-            raise BtfError(
-                f"BTF type {max_ref_tid} refers to type {max_ref}, past the last "
-                f"({len(offsets) - 1})"
-            )
 
     # -- lookups -------------------------------------------------------------------
+
+    @property
+    def types_section(self) -> bytes:
+        """The raw type section."""
+        return self._types
+
+    @property
+    def strings_section(self) -> bytes:
+        """The raw string section."""
+        return self._strs
+
+    @property
+    def byte_order(self) -> str:
+        """``"<"`` or ``">"``, as the blob's magic says."""
+        return self._order
 
     @property
     def count(self) -> int:
@@ -294,25 +288,12 @@ class Btf:
         return self._strs[offset:nul].decode(errors="replace")
 
     def _name_offsets(self, name: str) -> list[int]:
-        needle = b"\0" + name.encode() + b"\0"
-        out = []
-        at = self._strs.find(needle)
-        while at >= 0:
-            out.append(at + 1)
-            at = self._strs.find(needle, at + 1)
-        return out
-
-    def _ids_named(self, off: int) -> list[int]:
-        out: list[int] = []
-        names = self._names
-        at = 1
-        while True:
-            try:
-                at = names.index(off, at)
-            except ValueError:
-                return out
-            out.append(at)
-            at += 1
+        memo = self.index.strings  # kept with a cached index
+        try:
+            return memo[name]
+        except KeyError:
+            out = memo[name] = string_offsets(self._strs, name.encode())
+            return out
 
     def find(self, namespace: str, name: str) -> list[int]:
         """Ids of the types named ``name`` in ``namespace`` ("struct", "union", "enum",
@@ -327,7 +308,7 @@ class Btf:
         found: list[int] = []
         fwd: list[int] = []
         for off in self._name_offsets(name):
-            for tid in self._ids_named(off):
+            for tid in ids_named(self.index, off):
                 kind = self._kinds[tid]
                 if kind not in kinds:
                     continue
@@ -342,31 +323,15 @@ class Btf:
         return found + fwd
 
     def find_enumerator(self, name: str) -> tuple[int, int] | None:
-        """(enum type id, value) of the enumerator ``name``, or None."""
-        if self._enumerators is None:
-            index: dict[int, tuple[int, int]] = {}
-            o, types = self._order, self._types
-            for tid, kind in enumerate(self._kinds):
-                if kind != KIND_ENUM and kind != KIND_ENUM64:
-                    continue
-                at = self._offsets[tid]
-                info = struct.unpack_from(o + "I", types, at + 4)[0]
-                signed = bool(info >> 31)
-                step = 8 if kind == KIND_ENUM else 12
-                block = types[at + 12 : at + 12 + step * (info & 0xFFFF)]
-                if kind == KIND_ENUM:
-                    for off, value in struct.iter_unpack(o + ("Ii" if signed else "II"), block):
-                        index.setdefault(off, (tid, value))
-                else:
-                    for off, lo, hi in struct.iter_unpack(o + "III", block):
-                        value = (hi << 32) | lo
-                        if signed and value >> 63:
-                            value -= 1 << 64
-                        index.setdefault(off, (tid, value))
-            self._enumerators = index
+        """(enum type id, value) of the enumerator ``name`` (the enum of lowest id), or
+        None."""
+        if self.index.by_enum is None:
+            add_enumerators(self.index, self._types, self._order)
         for off in self._name_offsets(name):
-            if off in self._enumerators:
-                return self._enumerators[off]
+            refs = enumerator_refs(self.index, off)
+            if refs:
+                tid, nth = min(refs) >> 16, min(refs) & 0xFFFF
+                return tid, self.type(tid).members[nth].value
         return None
 
     def type(self, tid: int) -> BtfType:

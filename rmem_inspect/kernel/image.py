@@ -5,7 +5,8 @@ Kernel image in raw RAM
 
 How to find a kernel in raw physical memory without its VMCOREINFO, from the
 vmlinux alone, and rebuild the VMCOREINFO a debugger needs from the image's own
-variables. One function per architecture; arm64 is covered here:
+variables. The search every architecture shares (:func:`search_image`) and arm64 are
+here; riscv64 and 32-bit Arm are in :mod:`rmem_inspect.kernel.image_arch`. On arm64:
 
 1. ``linux_banner`` (init/version-timestamp.c, in .rodata) is searched for in RAM; a
    hit puts ``_text`` at ``hit - (linux_banner - _text)``, which must be aligned to

@@ -15,10 +15,10 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from rmem_inspect import __version__
 from rmem_inspect.causes import root_causes
 from rmem_inspect.checks import Report
 from rmem_inspect.kernel.layouts import Layout
+from rmem_inspect.version import __version__
 
 __all__ = ["JSON_SCHEMA", "render_json", "report_json"]
 

@@ -39,8 +39,9 @@ Three layouts (SPEC §1):
 What a DTB cannot say: where the boot loader put the kernel, the initramfs and
 the DTB itself (all memblock-reserved before the scan), the ``cma=`` command
 line, and which reserved-memory drivers the kernel was built with. Pass the
-first as ``extra_reserved``; the generic ``shared-dma-pool`` and
-``restricted-dma-pool`` drivers are assumed built in.
+first as ``extra_reserved`` and the last as ``handlers`` (read from the kernel's vmlinux
+or .config); without them the generic ``shared-dma-pool`` and ``restricted-dma-pool``
+drivers are assumed built in.
 
 The package: :mod:`~rmem_inspect.preflight.memblock` (the memblock model),
 :mod:`~rmem_inspect.preflight.sort` (lib/sort.c) and the replay here.
@@ -52,12 +53,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rmem_inspect import __version__, checks
+from rmem_inspect import checks
 from rmem_inspect.errors import InputError
 from rmem_inspect.formats.devicetree import RawNode, decode_tree
 from rmem_inspect.formats.fdt import FdtError, parse_fdt
 from rmem_inspect.kernel import messages
 from rmem_inspect.kernel.constants import MAX_RESERVED_REGIONS
+from rmem_inspect.kernel.handlers import identify
 from rmem_inspect.kernel.layouts import (  # LAYOUTS: the layouts preflight replays
     KERNEL_LAYOUT_HELP,
     LAYOUT_ALIASES,
@@ -71,9 +73,11 @@ from rmem_inspect.model import (
     LogLine,
     ReservedMemState,
     RmemEntry,
+    RmemHandler,
     Snapshot,
 )
 from rmem_inspect.preflight import dynamic_array, node_ops, static_array  # noqa: F401 (register)
+from rmem_inspect.preflight.assumed_ram import assume_ram, mark_assumed
 from rmem_inspect.preflight.memblock import memblock_state
 from rmem_inspect.preflight.replay import (
     ARCH,
@@ -85,6 +89,7 @@ from rmem_inspect.preflight.replay import (
     root_cells,
 )
 from rmem_inspect.preflight.sort import kernel_sort
+from rmem_inspect.version import __version__
 
 __all__ = [
     "LAYOUTS",
@@ -171,6 +176,8 @@ def preflight(
     cmdline: str | None = None,
     cma_alignment: int = CMA_MIN_ALIGNMENT_BYTES,
     source: str = "",
+    handlers: list[RmemHandler] | None = None,
+    handlers_from: str = "",
 ) -> PreflightResult:
     """
     Replay the boot-time reserved-memory code of ``layout`` over ``dtb``.
@@ -185,8 +192,12 @@ def preflight(
     :param cmdline: The kernel command line (default: /chosen/bootargs); its ``mem=``
         cuts memory before the scan, as arm64_memblock_init() does.
     :param cma_alignment: CMA_MIN_ALIGNMENT_BYTES of the target kernel.
-    :raises InputError: the blob is not a valid DTB, has no memory and none was
-        given, or the layout is unknown.
+    :param handlers: The target kernel's reserved-memory handlers (its
+        __reservedmem_of_table, from its vmlinux or .config; ``handlers_from`` says which);
+        None: the generic DMA handlers are assumed built in.
+    :raises InputError: the blob is not a valid DTB, or the layout is unknown. A DTB
+        whose memory nodes give no size is replayed on assumed RAM
+        (:mod:`~rmem_inspect.preflight.assumed_ram`), said in the header and the findings.
     """
     layout = resolve_layout(layout)
     try:
@@ -196,11 +207,12 @@ def preflight(
     dt: DtInfo = decode_tree(blob.root, "fdt")
     dt.mem_reserve = list(blob.mem_reserve)
     banks = list(memory) if memory is not None else [r for r in dt.memory if r[1]]
+    assumed = None
     if not banks:
-        raise InputError(
-            "the DTB describes no memory (boot loaders usually fill the memory node in at "
-            "boot): give the RAM banks with --memory BASE:SIZE"
-        )
+        # the memory node's size is left for the boot loader: answer on a stated
+        # assumption (assumed_ram.py) rather than refuse
+        assumed = assume_ram(blob.root, dt, cma_alignment)
+        banks = [(assumed.base, assumed.size)]
     k = REPLAYS[layout](blob.root, blob.mem_reserve, list(extra_reserved), cma_alignment, banks)
     # setup_machine_fdt() -> early_init_dt_scan(): the usable ranges cap memory first;
     # then arm64_memblock_init() applies mem= and ends with the reserved-memory scan.
@@ -215,6 +227,10 @@ def preflight(
     if limit is not None:
         k.log.append(LogLine(text=messages.mem_limit(limit)))
         k.memblock.limit(limit)
+    if handlers is not None:
+        k.handlers = {
+            d for h in handlers if (d := identify(h.name, h.compatible, h.data)) is not None
+        }
     k.run()
     entries = [
         RmemEntry(
@@ -247,9 +263,14 @@ def preflight(
     )
     snap = Snapshot(
         kernel=KernelInfo(
-            release=f"preflight ({layout})", arch=ARCH.name, page_size=PAGE_SIZE, cmdline=cmdline
+            release=f"preflight ({layout})",
+            arch=ARCH.name,
+            page_size=PAGE_SIZE,
+            cmdline=cmdline,
+            rmem_handlers=handlers,
         ),
-        source={"kind": "preflight", "dtb": source, "layout": layout},
+        source={"kind": "preflight", "dtb": source, "layout": layout}
+        | ({"rmem_handlers": handlers_from} if handlers_from else {}),
         reserved_mem=rm,
         memblock=memblock_state(k.memblock),
         dt=None,
@@ -258,6 +279,10 @@ def preflight(
         log=k.log,
         tool_version=__version__,
     )
+    if assumed is not None:
+        snap.source["memory"] = assumed.sentence()
     report = checks.run(snap)
     placements = [k.placements[n.name] for n in k.children if n.name in k.placements]
+    if assumed is not None:
+        mark_assumed(report, assumed, placements)
     return PreflightResult(layout=layout, snapshot=snap, report=report, placements=placements)

@@ -33,3 +33,4 @@ class NodeOpsReplay(DynamicArrayReplay):
     BAD_ALLOC_RANGES_SKIPS_NODE = False
     DMA_POOL_SIZE_KIB = True
     ARRAY_FULL_NAMES_NODE = True
+    COHERENT_REFUSAL_FAILS = False

@@ -19,6 +19,7 @@ from rmem_inspect.formats.devicetree import RawNode
 from rmem_inspect.kernel import messages
 from rmem_inspect.kernel.arch import ARCHES
 from rmem_inspect.kernel.constants import MAX_RESERVED_REGIONS
+from rmem_inspect.kernel.handlers import GENERIC_DECLARATIONS, Declaration
 from rmem_inspect.kernel.layouts import Layout
 from rmem_inspect.kernel.messages import RMEM_PREFIX
 from rmem_inspect.model import CmaArea, LogLine
@@ -154,6 +155,11 @@ class Replay:
     LOGS_REGION_LINE = True
     #: fdt_reserved_mem_save_node() names the node it skips when the array is full (7.1+).
     ARRAY_FULL_NAMES_NODE = False
+    #: rmem_dma_setup() refuses a reusable node, rmem_cma_setup() one without reusable,
+    #: with -EINVAL (6.1, 6.12: "compatible matching fail"); from 7.1 on with -ENODEV,
+    #: which __reserved_mem_init_node() treats as "no handler" (kernel/dma/coherent.c,
+    #: contiguous.c).
+    COHERENT_REFUSAL_FAILS = True
 
     def __init__(
         self,
@@ -178,6 +184,9 @@ class Replay:
         self.capacity = MAX_RESERVED_REGIONS
         self.cma: list[CmaArea] = []
         self.placements: dict[str, Placement] = {}
+        #: The kernel's reserved-memory handlers (its __reservedmem_of_table); None:
+        #: assume the generic ones (cma, coherent, restricted) built in.
+        self.handlers: set[Declaration] | None = None
         self.rmem = find_rmem(root)
         self.children: list[Node] = []
         if self.rmem is not None:
@@ -328,7 +337,10 @@ class Replay:
         node = e.node
         ops: str | None = None
         failed = False
-        if node.compatible("shared-dma-pool"):
+        cma, coherent, restricted = (self.has_handler(d) for d in GENERIC_DECLARATIONS)
+        if node.compatible("shared-dma-pool") and not (cma or coherent):
+            pass  # no handler matches: -ENOENT (-ENODEV on 7.x), kept without ops
+        elif node.compatible("shared-dma-pool"):
             if (
                 not self.CMA_GIVES_WAY_EARLY
                 and self.cma_cmdline
@@ -340,6 +352,9 @@ class Replay:
                     f"Reserved memory: bypass {e.name} node, using cmdline CMA params instead", ""
                 )
                 failed = True
+            elif node.reusable and not node.nomap and not cma:
+                # rmem_dma_setup() refuses reusable nodes
+                failed = self.COHERENT_REFUSAL_FAILS
             elif node.reusable and not node.nomap:
                 if (e.base | e.size) % self.cma_alignment:
                     self.pr("Reserved memory: incorrect alignment of CMA region", "")
@@ -354,11 +369,14 @@ class Replay:
                             is_default=node.has("linux,cma-default"),
                         )
                     )
-            elif not node.reusable:
+            elif not node.reusable and coherent:
                 ops = "rmem_dma_ops"
+            elif not node.reusable:
+                # rmem_cma_setup() refuses nodes without reusable
+                failed = self.COHERENT_REFUSAL_FAILS
             else:
                 failed = True
-        elif node.compatible("restricted-dma-pool"):
+        elif node.compatible("restricted-dma-pool") and restricted:
             if node.reusable or node.nomap:
                 failed = True
             else:
@@ -385,6 +403,9 @@ class Replay:
             self.pr(f"initialized node {e.name}, compatible id {compat}")
         if self.LOGS_REGION_LINE:
             self.pr(messages.region_line(e.base, e.size, node.nomap, node.reusable, e.name))
+
+    def has_handler(self, d: Declaration) -> bool:
+        return self.handlers is None or d in self.handlers
 
     def save(self, node: Node, base: int, size: int) -> Entry | None:
         if len(self.entries) == self.capacity:

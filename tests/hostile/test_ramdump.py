@@ -224,7 +224,8 @@ def test_another_boots_ram_is_refused(tmp_path: Path) -> None:
     banks = make_banks(other.path("vmcore"), tmp_path / "ram61")
     vmlinux = manifest_for("6.12", "baseline").path("vmlinux")
     line = assert_one_line_error(
-        run_cli("check", "--vmcore", bank_list(banks), "--vmlinux", vmlinux), "an earlier boot's"
+        run_cli("check", "--vmcore", bank_list(banks), "--vmlinux", vmlinux),
+        "or an earlier boot's page left in RAM",
     )
     assert "linux_banner" in line
 
@@ -267,3 +268,29 @@ def test_image_found_without_vmcoreinfo_on_every_series(series: str, tmp_path: P
     src = json.loads(res.stdout)["source"]
     assert src["kernel_found"].startswith("kernel image matched at phys")
     assert src["kaslr_offset"] == first["kaslr_offset"] != "0x0"
+
+
+def test_qualcomm_dump_info_directory(banks612, tmp_path: Path) -> None:
+    """A directory with Qualcomm's dump_info.txt and no load.cmm: the index is read, a
+    bank shorter than its listed size is refused."""
+    _vmcore, banks = banks612
+    m = manifest_for("6.12", "baseline")
+    board = tmp_path / "qpst"
+    board.mkdir()
+    rows = ["   ID  Base                Size          Description          File"]
+    for i, (path, base) in enumerate(banks, 1):
+        (board / path.name).symlink_to(path)
+        rows.append(
+            f"   {i} {base:#018x} {path.stat().st_size:>16}   DDR CS{i - 1} Memo   {path.name}"
+        )
+    (board / "dump_info.txt").write_text("\n".join(rows) + "\n")
+    res = run_cli("report", "--format", "json", "--vmcore", board, "--vmlinux", m.path("vmlinux"))
+    ref = run_cli("report", "--format", "json", "--vmcore", bank_list(banks), "--vmlinux",
+                  m.path("vmlinux"))  # fmt: skip
+    assert comparable(res) == comparable(ref)
+    assert json.loads(res.stdout)["source"]["format"] == "dump_info.txt"
+    rows[1] = rows[1].replace(
+        str(banks[0][0].stat().st_size), str(banks[0][0].stat().st_size + 4096)
+    )
+    (board / "dump_info.txt").write_text("\n".join(rows) + "\n")
+    assert_one_line_error(run_cli("check", "--vmcore", board), "DDRCS0_0.BIN", "truncated")

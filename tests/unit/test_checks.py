@@ -15,7 +15,7 @@ from rmem_inspect import checks
 from rmem_inspect.checks.context import Context, dt_ranges
 from rmem_inspect.checks.findings import RegionView
 from rmem_inspect.checks.views import build_views
-from rmem_inspect.model import CmaArea, DtRegion, MemblockRegion, Snapshot
+from rmem_inspect.model import CmaArea, DtRegion, MemblockRegion, RmemHandler, Snapshot
 from tests.conftest import MATRIX, MATRIX_IDS
 from tests.unit.test_golden import load
 
@@ -113,6 +113,13 @@ def test_mapped_generic_pool_without_ops_is_not_initialised() -> None:
     assert snap.reserved_mem is not None and snap.fdt is not None
     r = next(x for x in snap.fdt.regions if x.name == "vpu@50400000")
     r.compatible = ["restricted-dma-pool"]
+    # Debian's 6.12 has no restricted-dma-pool handler: named as such, not as a failure
+    assert codes(snap) == {("RMEM-NO-HANDLER", "vpu@50400000")}
+    # a kernel that has the handler (kernel/dma/swiotlb.c) and left ops NULL: it failed
+    assert snap.kernel.rmem_handlers is not None
+    snap.kernel.rmem_handlers.append(
+        RmemHandler("dma", "restricted-dma-pool", "rmem_swiotlb_setup")
+    )
     assert codes(snap) == {("RMEM-NO-INIT", "vpu@50400000")}
 
 

@@ -9,6 +9,7 @@ kernels, not from this tool. Edge cases follow the kernel sources
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -28,9 +29,10 @@ from rmem_inspect.preflight import (
     preflight,
     resolve_layout,
 )
+from rmem_inspect.preflight.assumed_ram import RAM_CODES
 from tests.conftest import MATRIX, MATRIX_IDS
 from tests.expected import expected_findings
-from vmcores.scenarios import SCENARIOS, overlay_dts
+from vmcores.scenarios import DEFAULT_MEMORY, SCENARIOS, overlay_dts
 
 pytestmark = pytest.mark.unit
 
@@ -211,17 +213,56 @@ def test_cli_preflight(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown kernel '6.x'" in err and "6.12 to 7.0" in err
     assert main(["preflight", str(tmp_path / "missing.dtb"), "--kernel", "6.1"]) == 2
+    # --config and --vmlinux that are not what they say: one line, exit status 2
+    assert main(["preflight", str(dtb), "-k", "6.12", "--config", str(dtb)]) == 2
+    assert "not a kernel .config" in capsys.readouterr().err
+    assert main(["preflight", str(dtb), "-k", "6.12", "--vmlinux", str(dtb)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a usable vmlinux" in err
+    # a .config without CONFIG_DMA_RESTRICTED_POOL: a restricted pool has no handler
+    config = tmp_path / "config"
+    config.write_text(
+        "CONFIG_OF_RESERVED_MEM=y\nCONFIG_DMA_CMA=y\nCONFIG_DMA_DECLARE_COHERENT=y\n"
+        "# CONFIG_DMA_RESTRICTED_POOL is not set\n"
+    )
+    wifi = tmp_path / "wifi.dtb"
+    wifi.write_bytes(
+        dtc(
+            tmp_path,
+            rmem_dts(
+                'w@50000000 { compatible = "restricted-dma-pool"; '
+                "reg = <0 0x50000000 0 0x400000>; };"
+            ),
+        )
+    )
+    assert main(["preflight", str(wifi), "-k", "6.12", "--format", "json"]) == 0
+    capsys.readouterr()
+    assert main(["preflight", str(wifi), "-k", "6.12", "--config", str(config), "-f", "json"]) == 1
+    (f,) = json.loads(capsys.readouterr().out)["findings"]
+    assert f["code"] == "RMEM-NO-HANDLER" and f["evidence"]["missing"] == [
+        "CONFIG_DMA_RESTRICTED_POOL"
+    ]
 
 
 def test_memory_banks(tmp_path: Path) -> None:
-    # A DTB whose memory node the boot loader fills in: without --memory there is nothing
-    # to predict allocations from; with it, the pool lands at the top of the given bank.
+    # A DTB whose memory node the boot loader fills in: without --memory, RAM is assumed
+    # from the node's base (here 0) and the header says so; with it, the pool lands at
+    # the top of the given bank.
     dts = rmem_dts("p: pool { size = <0 0x100000>; };").replace(
         "reg = <0x0 0x40000000 0x0 0x40000000>;", "reg = <0 0 0 0>;"
     )
     dtb = dtc(tmp_path, dts)
-    with pytest.raises(InputError, match="--memory"):
-        preflight(dtb, "6.12")
+    guessed = preflight(dtb, "6.12")
+    assert str(guessed.snapshot.source["memory"]).startswith("RAM assumed 0x0..")
+    assert "--memory" in str(guessed.snapshot.source["memory"])
+    assert [e.size for e in rm(guessed).entries] == [0x100000]
+    # no memory node at all: from the lowest carve-out
+    bare = rmem_dts("fw@50000000 { reg = <0 0x50000000 0 0x100000>; no-map; };").replace(
+        "reg = <0x0 0x40000000 0x0 0x40000000>;", ""
+    )
+    res = preflight(dtc(tmp_path, bare.replace("memory@40000000", "soc")), "7.x")
+    assert str(res.snapshot.source["memory"]).startswith("RAM assumed 0x50000000..")
+    assert not res.report.findings
     r = preflight(dtb, "6.12", memory=[(0x80000000, 0x10000000)])
     assert [(e.base, e.size) for e in rm(r).entries] == [(0x8FF00000, 0x100000)]
 
@@ -296,3 +337,41 @@ def test_a_replay_rule_changes_what_is_predicted(
 
     monkeypatch.setitem(REPLAYS, Layout.DYNAMIC_ARRAY, KibReplay)
     assert any(line + "2048 KiB" in t for t in preflight(dtb, "6.12").log)
+
+
+@pytest.mark.parametrize(("series", "scenario"), MATRIX, ids=MATRIX_IDS)
+def test_assumed_ram_keeps_the_kernels_verdicts(tmp_path: Path, series: str, scenario: str) -> None:
+    """Every factory board with its memory size left to the boot loader (reg size 0, as
+    most upstream board DTBs have): answered on assumed RAM, said in the header, and the
+    verdicts that do not rest on RAM are those the real kernel gave."""
+    real = Snapshot.loads((GOLDEN / f"{series}-{scenario}.json").read_text())
+    board = dataclasses.replace(SCENARIOS[scenario], memory=DEFAULT_MEMORY)
+    dts = BASE_DTS.replace(
+        "reg = <0x0 0x40000000 0x0 0x40000000>", "reg = <0x0 0x40000000 0x0 0x0>"
+    )
+    result = preflight(
+        dtc(tmp_path, dts + overlay_dts(board)),
+        series,
+        cmdline=real.kernel.cmdline,
+        handlers=real.kernel.rmem_handlers,
+    )
+    assert str(result.snapshot.source["memory"]).startswith("RAM assumed 0x40000000..")
+
+    def beside_ram(findings: list[checks.Finding]) -> set[tuple[str, str | None]]:
+        return {
+            (f.code, f.region) for f in findings if f.code not in RAM_CODES and f.severity != "info"
+        }
+
+    kernel = checks.run(real).findings
+    assert beside_ram(result.report.findings) == beside_ram(kernel)
+    # what is not marked as resting on the assumption (drops for the array, the dynamic
+    # limit, a property) is what the kernel did
+    unmarked = {
+        (f.code, f.region)
+        for f in result.report.findings
+        if "assumed_memory" not in f.evidence and f.severity != "info"
+    }
+    assert unmarked <= {(f.code, f.region) for f in kernel if f.severity != "info"}
+    for f in result.report.findings:
+        if "assumed_memory" in f.evidence:
+            assert f.code in RAM_CODES and "rests on the RAM assumed" in f.message

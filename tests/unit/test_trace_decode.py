@@ -19,8 +19,8 @@ import pytest
 from rmem_inspect import checks
 from rmem_inspect.commands.trace import add_parser as add_trace_parser
 from rmem_inspect.model import DeviceMemory, Snapshot
-from rmem_inspect.trace import PROBES, bpf_text, run_trace
-from rmem_inspect.trace_events import (
+from rmem_inspect.trace.bpf_program import bpf_text
+from rmem_inspect.trace.events import (
     EVENT_C,
     EVENT_SIZE,
     FLAG_NODE_TRUNCATED,
@@ -37,6 +37,8 @@ from rmem_inspect.trace_events import (
     matches,
     summary_json_line,
 )
+from rmem_inspect.trace.probes import PROBES
+from rmem_inspect.trace.run import run_trace
 
 pytestmark = pytest.mark.unit
 
@@ -390,7 +392,7 @@ def test_event_json_keys_stable() -> None:
 def test_attribution_from_the_trace() -> None:
     """Without debug info, a coherent allocation's region is the pool the same device
     got from rmem_dma_device_init earlier in the trace."""
-    from rmem_inspect.trace_events import Attribution
+    from rmem_inspect.trace.events import Attribution
 
     a = Attribution()
     alloc = pack(kind=KIND_IDS["coherent_alloc"], device="dsp", size=4096)
@@ -406,7 +408,6 @@ def test_attribution_from_the_trace() -> None:
 def test_trace_ebpf_prints_the_program(capsys: pytest.CaptureFixture[str]) -> None:
     # bcc's --ebpf convention: the BPF C program on stdout, nothing loaded, exit 0.
     from rmem_inspect.commands import main
-    from rmem_inspect.trace import PROBES
 
     assert main(["trace", "--ebpf"]) == 0
     text = capsys.readouterr().out
@@ -418,13 +419,13 @@ def test_trace_ebpf_prints_the_program(capsys: pytest.CaptureFixture[str]) -> No
 def test_kernel_cflags_without_a_build_tree() -> None:
     # No headers installed for this release: bcc gets no extra flags (the trace tier
     # compiles on 7.3, whose .config has CONFIG_CC_MS_EXTENSIONS="-fms-extensions").
-    from rmem_inspect.trace import kernel_cflags
+    from rmem_inspect.trace.bpf_program import kernel_cflags
 
     assert kernel_cflags("0.0.0-no-such-release") == []
 
 
 def test_kernel_cflags_from_the_headers(tmp_path: Path) -> None:
-    from rmem_inspect.trace import kernel_cflags
+    from rmem_inspect.trace.bpf_program import kernel_cflags
 
     # The lines as Debian's linux-headers-7.3.4+deb13-cloud-arm64 has them.
     (tmp_path / "include" / "config").mkdir(parents=True)

@@ -7,15 +7,25 @@ kernel skips, refuses or accepts something on purpose.
 
 from __future__ import annotations
 
+import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rmem_inspect import checks
+from rmem_inspect.collect.program import open_vmcore
+from rmem_inspect.collect.snapshot import inspect
+from rmem_inspect.formats.of_table import ElfImage, read_reservedmem_table
+from rmem_inspect.kernel.handlers import declarations_from_config, parse_config
+from rmem_inspect.model import RmemHandler
+from rmem_inspect.preflight import preflight
 from rmem_inspect.ranges import RangeSet
 from tests.conftest import MATRIX, MATRIX_IDS
 from tests.expected import SERIES
 from tests.vmcore.conftest import DumpData, dump_data
+from vmcores.manifest import default_cache
 from vmcores.scenarios import BANKS, KASLR_OTHER_SEED, KASLR_SEED, MEMRESERVE, SCENARIOS
 
 pytestmark = pytest.mark.vmcore
@@ -198,3 +208,52 @@ def test_memreserve(series: str) -> None:
     # crashkernel= and cma= reserve memory beside reserved_mem: nothing to report
     assert "crashkernel=64M" in (d.snapshot.kernel.cmdline or "")
     assert [a.name for a in d.snapshot.cma or []] == ["reserved"]
+
+
+def _kernel_config(data: DumpData, tmp: Path) -> str | None:
+    """The .config Debian ships in the kernel's image package (boot/config-VER), if any."""
+    for p in data.manifest.packages:
+        if p["name"].endswith("-dbg"):
+            continue  # the debug package holds the vmlinux, never the .config
+        deb = default_cache() / "debs" / p["file"]
+        listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True)
+        for line in listing.stdout.splitlines():
+            member = line.split()[-1]
+            if re.search(r"/boot/config-[^/]+$", member):
+                subprocess.run(
+                    f"dpkg-deb --fsys-tarfile '{deb}' | tar -x -C '{tmp}' '{member}'",
+                    shell=True,
+                    check=True,
+                )
+                return str(tmp / member)
+    return None
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_mt8192_names_the_kernel_it_lacks(series: str, tmp_path: Path) -> None:
+    """mt8192-asurada's restricted-dma-pool on Debian's kernels: the kernel logged neither
+    an init nor a failure for it, kept it tracked with ops NULL; every path names the
+    missing option, read from the kernel's own handler table, and preflight predicts the
+    same from the kernel's .config (where its package ships one) and from its vmlinux."""
+    data = dump_data(series, "mt8192")
+    assert not [x for x in data.log if "node wifi@c0000000" in x]  # no init, no failure
+    reports = [checks.run(data.snapshot)]
+    if series != "6.1":  # Debian's 6.1 has no KALLSYMS_ALL: no BTF path
+        prog = open_vmcore(str(data.manifest.path("vmcore")), types="btf")
+        reports.append(checks.run(inspect(prog)))
+    dtb = data.manifest.path("dtb").read_bytes()
+    vmlinux = ElfImage.open(str(data.manifest.path("vmlinux")))
+    reports.append(preflight(dtb, series, handlers=read_reservedmem_table(vmlinux)).report)
+    config = _kernel_config(data, tmp_path)
+    if config is not None:
+        options = parse_config(Path(config).read_text())
+        assert "CONFIG_DMA_RESTRICTED_POOL" not in options  # "# ... is not set"
+        decls = declarations_from_config(options)
+        handlers = [RmemHandler(d.name, d.compatible) for d in decls]
+        reports.append(preflight(dtb, series, handlers=handlers).report)
+    assert len(reports) == 2 + (series != "6.1") + (config is not None)
+    for report in reports:
+        (f,) = [f for f in report.findings if f.severity != "info"]
+        assert (f.code, f.region) == ("RMEM-NO-HANDLER", "wifi@c0000000")
+        assert f.evidence["missing"] == ["CONFIG_DMA_RESTRICTED_POOL"]
+        assert "CONFIG_DMA_RESTRICTED_POOL" in f.message and "kernel/dma/swiotlb.c" in f.message

@@ -9,11 +9,14 @@ version of the kernel package the dump booted (``7.3.4``) and its ``X.Y`` (``7.3
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pytest
 
 from rmem_inspect import checks
+from rmem_inspect.formats.of_table import ElfImage, read_reservedmem_table
+from rmem_inspect.model import RmemHandler
 from rmem_inspect.preflight import preflight
 from tests.conftest import MATRIX, MATRIX_IDS
 from tests.vmcore.conftest import dump_data
@@ -47,6 +50,11 @@ def kernel_names(series: str, packages: list[dict]) -> list[str]:
     return [series, upstream, upstream.rsplit(".", 1)[0]]
 
 
+@functools.cache
+def _handlers(vmlinux: str) -> list[RmemHandler]:
+    return read_reservedmem_table(ElfImage.open(vmlinux))
+
+
 @pytest.mark.parametrize(("series", "scenario"), MATRIX, ids=MATRIX_IDS)
 @pytest.mark.parametrize("form", range(3), ids=("alias", "version", "major-minor"))
 def test_preflight_predicts_the_kernel(series: str, scenario: str, form: int) -> None:
@@ -56,7 +64,13 @@ def test_preflight_predicts_the_kernel(series: str, scenario: str, form: int) ->
     # the command line QEMU gave the kernel (its mem= cuts memory before the scan)
     cmd = data.manifest.qemu_command
     cmdline = cmd[cmd.index("-append") + 1]
-    result = preflight(data.manifest.path("dtb").read_bytes(), kernel, cmdline=cmdline)
+    # the handlers this kernel was built with, read from its vmlinux (as --vmlinux does)
+    result = preflight(
+        data.manifest.path("dtb").read_bytes(),
+        kernel,
+        cmdline=cmdline,
+        handlers=_handlers(str(data.manifest.path("vmlinux"))),
+    )
 
     def pairs(report: checks.Report) -> set[tuple[str, str | None, str]]:
         return {(f.code, f.region, f.severity) for f in report.findings if f.code in CODES}

@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """
-trace_events
+trace.events
 ------------
 
 The pure half of ``rmem-inspect trace``: the layout of the event the BPF
-program (:mod:`rmem_inspect.trace`) writes to its perf buffer, decoding it,
+program (:mod:`rmem_inspect.trace.bpf_program`) writes to its perf buffer, decoding it,
 filters, one-line and JSON-lines rendering, the per-device and per-region
 summary, and the correlation of run-time failures with the boot verdicts of
 :func:`rmem_inspect.checks.run`. Nothing here imports bcc or drgn, so all of it
