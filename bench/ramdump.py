@@ -34,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import Run, machine, run_child  # noqa: E402
+from bench.measure import Run, run_child  # noqa: E402
+from bench.tables import machine  # noqa: E402
 from vmcores.ramdump_set import RamdumpSet, load_ramdumps  # noqa: E402
 
 __all__ = ["main"]
