@@ -35,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import BARE, Run  # noqa: E402
+from bench.measure import BARE, Run, bare_env, run_child  # noqa: E402
 from vmcores.manifest import default_cache, load_manifests  # noqa: E402
 
 __all__ = ["main"]
@@ -74,21 +73,6 @@ class DumpRuns:
         return min(pairs), max(pairs)
 
 
-def run_child(cmd: list[str], env: dict[str, str] | None = None) -> Run:
-    """``cmd`` alone: wall time, CPU (user + system) and peak RSS (KiB)."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
-                         env=env)  # fmt: skip
-    assert p.stderr is not None
-    err = p.stderr.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 1):
-        raise RuntimeError(f"{' '.join(cmd[:5])} exited {code}: {err.decode()[-300:]}")
-    return Run(wall=wall, cpu=ru.ru_utime + ru.ru_stime, rss=ru.ru_maxrss)
-
-
 def _env(cache: str) -> dict[str, str]:
     env = dict(os.environ)
     env["XDG_CACHE_HOME"] = cache
@@ -107,13 +91,13 @@ def bench_dump(series: str, scenario: str, vmcore: str, vmlinux: str, reps: int,
         "cold": [*report, "--types", "btf"],
         "warm": [*report, "--types", "btf"],
     }
-    run_child(cmds["bare"])  # page cache
+    run_child(cmds["bare"], bare_env())  # page cache
     run_child(cmds["warm"], _env(warm_dir))  # fills the warm index cache
     res = DumpRuns(f"{series}/{scenario}")
     for i in range(reps):
         order = list(WHO) if i % 2 == 0 else list(reversed(WHO))
         for who in order:
-            env = None
+            env = bare_env() if who == "bare" else None
             if who == "cold":
                 env = _env(tempfile.mkdtemp(dir=work))
             elif who == "warm":

@@ -139,6 +139,9 @@ class ReservedMemState:
     array_phys: int | None = None
     entries: list[RmemEntry] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: When every error above is data the dump does not hold (a page makedumpfile
+    #: excluded, an address no bank or segment covers): what is not in it.
+    not_in_dump: str | None = None
 
 
 @dataclass(slots=True)

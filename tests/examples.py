@@ -5,9 +5,11 @@ The transcripts of man/*_example.txt: find them, rerun them on the factory's dum
 A transcript is a line ``# rmem-inspect ARGS``, the command's standard output then its
 standard error (as a terminal shows them when stderr comes last), and a line
 ``[exit status N]``. Paths in ARGS are relative to a directory holding the
-factory's dumps as ``SERIES-SCENARIO/{vmcore,vmlinux,board.dtb}`` (shown as
-/srv/dumps in the output). tests/vmcore/test_examples.py reruns every transcript
-and compares; tools/update-examples.py rewrites them after a deliberate change.
+factory's dumps as ``SERIES-SCENARIO/{vmcore,vmlinux,board.dtb}`` and its raw RAM
+dumps (vmcores/ramdump.py) as ``SERIES-SCENARIO-ramdump/`` (bank files, load.cmm,
+qemu.elf, ``wiped/``), shown as /srv/dumps in the output.
+tests/vmcore/test_examples.py reruns every transcript and compares;
+tools/update-examples.py rewrites them after a deliberate change.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 
 from vmcores.manifest import load_manifests
+from vmcores.ramdump_set import load_ramdumps
 
 __all__ = ["EXAMPLE_FILES", "SHOWN_DIR", "TRANSCRIPT", "dump_dir", "refresh", "run"]
 
@@ -31,7 +34,8 @@ TRANSCRIPT = re.compile(r"^# (rmem-inspect [^\n]*)\n(.*?)^\[exit status (\d+)\]$
 
 
 def dump_dir(directory: Path) -> Path:
-    """Fill ``directory`` with SERIES-SCENARIO/{vmcore,vmlinux,board.dtb} symlinks."""
+    """Fill ``directory`` with SERIES-SCENARIO/{vmcore,vmlinux,board.dtb} symlinks and
+    SERIES-SCENARIO-ramdump/ ones to the raw RAM dump sets."""
     for m in load_manifests():
         d = directory / f"{m.series}-{m.scenario}"
         d.mkdir(parents=True, exist_ok=True)
@@ -39,6 +43,16 @@ def dump_dir(directory: Path) -> Path:
             link = d / name
             if not link.exists():
                 link.symlink_to(m.path(key).resolve())
+    for rs in load_ramdumps():
+        if rs.arch != "arm64":
+            continue
+        d = directory / f"{rs.series}-{rs.scenario}-ramdump"
+        (d / "wiped").mkdir(parents=True, exist_ok=True)
+        names = [b["file"] for b in rs.banks] + ["load.cmm", "qemu.elf"]
+        names += [f"wiped/{b['file']}" for b in rs.banks] + ["wiped/load.cmm"]
+        for name in names:
+            if not (d / name).exists():
+                (d / name).symlink_to(rs.path(name))
     return directory
 
 

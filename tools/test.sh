@@ -11,6 +11,9 @@ start=$(date +%s)
 .venv/bin/python -m vmcores.arch --arch arm
 .venv/bin/python -m vmcores.arch --arch arm-1g baseline
 .venv/bin/python -m vmcores.arch --arch riscv64
+# raw RAM dumps (vmcores/ramdump.py): every arm64 boot above and the arm/riscv64 boards
+# again without -device vmcoreinfo, as bank files + load.cmm + QEMU's note-less ELF
+.venv/bin/python -m vmcores.ramdump
 # the board DTBs of Debian's generic arm64 image package (preflight sweep)
 .venv/bin/python -m vmcores.boards
 echo "factory: $(( $(date +%s) - start )) s"

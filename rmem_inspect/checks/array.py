@@ -3,7 +3,8 @@
 array
 -----
 
-The reserved_mem array itself: its count against its capacity (RMEM-COUNT-CORRUPT), the
+The reserved_mem array itself: its count against its capacity (RMEM-COUNT-CORRUPT; when
+what failed to read is not in the dump at all, RMEM-ARRAY-NOT-DUMPED), the
 static array's 64 entries (RMEM-STATIC-ARRAY), and on 6.12+ whether the dynamic
 array replaced the init-time one and that one was freed (RMEM-ARRAY-NOT-DYNAMIC,
 RMEM-TEMP-ARRAY-LIVE).
@@ -38,7 +39,8 @@ def check_array(c: Context, views: dict[str, RegionView]) -> None:
         ev["symbols"] = c.snap.source["symbol_evidence"]
     bad = []
     if rm.count is None:
-        bad.append("reserved_mem_count is unreadable")
+        if not rm.not_in_dump:
+            bad.append("reserved_mem_count is unreadable")
     elif rm.count < 0 or (rm.capacity is not None and rm.count > rm.capacity):
         bad.append(f"reserved_mem_count {rm.count} is outside 0..{rm.capacity}")
     if rm.capacity is not None and (rm.capacity < 0 or rm.capacity > 1 << 20):
@@ -46,9 +48,28 @@ def check_array(c: Context, views: dict[str, RegionView]) -> None:
     if rm.layout == Layout.STATIC_ARRAY and rm.count is not None and rm.count > rm.max_regions:
         bad.append(f"count {rm.count} exceeds the static array's {rm.max_regions} entries")
     unreadable = [e for e in rm.entries if e.error]
-    if unreadable:
+    absent = bool(rm.not_in_dump) and not bad
+    if absent and not c.derived:
+        # Every failed read was of data the dump does not hold (collect/not_dumped.py):
+        # a fact about the dump, not damage to the kernel's bookkeeping.
+        what = (
+            "reserved_mem_count is"
+            if rm.count is None
+            else f"{len(unreadable)} of {rm.count} reserved_mem entries are"
+        )
+        c.add(
+            "RMEM-ARRAY-NOT-DUMPED",
+            None,
+            f"{what} not in the dump ({rm.not_in_dump}); the verdicts that need them "
+            "are not made.",
+            errors=rm.errors,
+            unreadable=[f"[{e.index}] at {e.address:#x}: {e.error}" for e in unreadable[:16]],
+            **ev,
+        )
+    elif unreadable and not absent:
         bad.append(f"{len(unreadable)} entries unreadable")
-    bad += rm.errors
+    if not absent:
+        bad += rm.errors
     if bad and not c.derived:
         c.add(
             "RMEM-COUNT-CORRUPT",
@@ -194,6 +215,16 @@ CHECK = register(
                 "init array not freed, or reserved_mem points into it",
                 needs=_IN_MEMORY,
                 advice="reserved_mem points into freed init memory: report it upstream",
+            ),
+            code(
+                "RMEM-ARRAY-NOT-DUMPED",
+                "warning",
+                "reserved_mem is not in the dump (pages excluded, no bank covers it)",
+                needs=_IN_MEMORY,
+                advice=(
+                    "the data is not in the dump: take one that holds the pages named "
+                    "(every bank file of a RAM dump; a kdump whose page bitmap keeps them)"
+                ),
             ),
             code(
                 "RMEM-COUNT-CORRUPT",

@@ -32,6 +32,10 @@ def unmet_needs(c: Context) -> list[tuple[Need, str]]:
         out.append((Need.DEVICETREE, "devicetree"))
     if c.snap.reserved_mem is None:
         out.append((Need.RESERVED_MEM, "reserved_mem"))
+    elif not c.rm_trusted and c.snap.reserved_mem.not_in_dump:
+        out.append(
+            (Need.RESERVED_MEM_TRUSTED, "reserved_mem (not in the dump: see RMEM-ARRAY-NOT-DUMPED)")
+        )
     elif not c.rm_trusted:
         out.append((Need.RESERVED_MEM_TRUSTED, Need.RESERVED_MEM_TRUSTED.value))
     elif c.derived:

@@ -155,6 +155,13 @@ class RamSet:
                     pos = stop
         return out
 
+    def gap_around(self, paddr: int) -> tuple[int | None, int | None]:
+        """The range no bank covers around ``paddr``: (end of the bank below, start of
+        the bank above), None where there is no bank on that side."""
+        below = [b.end for b in self.banks if b.end <= paddr]
+        above = [b.paddr for b in self.banks if b.paddr > paddr]
+        return (max(below) if below else None, min(above) if above else None)
+
     def ranges(self) -> list[tuple[int, int]]:
         return [(b.paddr, b.size) for b in self.banks]
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import drgn
 
-from rmem_inspect.formats.of_table import ElfImage, read_reservedmem_table
+from rmem_inspect.formats.elf import ElfError
+from rmem_inspect.formats.of_table import open_table_image, read_reservedmem_table
 from rmem_inspect.kernel.handlers import DECLARATIONS
 from rmem_inspect.model import RmemHandler
 
@@ -88,8 +89,8 @@ def read_rmem_handlers(prog: drgn.Program) -> tuple[list[RmemHandler], str] | No
     if vmlinux is not None and _has(prog, SENTINEL):
         path, bias = vmlinux
         try:
-            image = ElfImage.open(path, with_symbols=False)
-        except OSError:
+            image = open_table_image(path, with_symbols=False)
+        except (OSError, ElfError):
             image = None
         if image is not None:
             bounds = (

@@ -192,6 +192,10 @@ def inspect(
     excluded = _guard(snap, "dump pages", lambda: excluded_pages(prog, snap))
     if excluded:
         snap.missing["dump pages"] = excluded
+    if snap.reserved_mem is not None:
+        from rmem_inspect.collect.not_dumped import mark_not_in_dump
+
+        mark_not_in_dump(prog, snap.reserved_mem, excluded)
     return snap
 
 

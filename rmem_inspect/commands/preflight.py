@@ -81,11 +81,11 @@ def kernel_handlers(args: argparse.Namespace) -> tuple[list[Any] | None, str]:
         ], f"{os.path.abspath(args.config)} (.config)"
     if args.vmlinux:
         from rmem_inspect.formats.elf import ElfError
-        from rmem_inspect.formats.of_table import ElfImage, read_reservedmem_table
+        from rmem_inspect.formats.of_table import open_table_image, read_reservedmem_table
 
         try:
             return (
-                read_reservedmem_table(ElfImage.open(args.vmlinux)),
+                read_reservedmem_table(open_table_image(args.vmlinux)),
                 f"__reservedmem_of_table in {os.path.abspath(args.vmlinux)}",
             )
         except OSError as e:

@@ -155,8 +155,15 @@ def test_excluded_pages_are_named(tmp_path: Path) -> None:
         assert f"pfn {pfn:#x}" in f["message"]
     assert "excluded" in f["message"] and "dump level 31" in f["message"]
     assert "reserved_mem" in f["message"]
-    # The array itself did not read: it is reported, not turned into "ok".
+    # The array itself did not read: it is reported, not turned into "ok", and as data
+    # the dump does not hold, not as corruption.
     assert report["summary"]["error"] + report["summary"]["warning"] > 0
+    codes = {x["code"] for x in report["findings"]}
+    assert "RMEM-COUNT-CORRUPT" not in codes, sorted(codes)
+    (absent,) = [x for x in report["findings"] if x["code"] == "RMEM-ARRAY-NOT-DUMPED"]
+    assert "not in the dump" in absent["message"]
+    for pfn in pfns:
+        assert f"pfn {pfn:#x}" in absent["message"]
 
 
 def test_garbage_kernel_text_segment(tmp_path: Path) -> None:

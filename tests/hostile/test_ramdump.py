@@ -166,8 +166,17 @@ def test_missing_bank_is_named_not_silent(banks612) -> None:
     res = run_cli("check", "--format", "json", "--vmcore", bank_list(banks[:2]),
                   "--vmlinux", m.path("vmlinux"))  # fmt: skip
     assert res.returncode == 1, res.stderr
-    messages = " ".join(f["message"] for f in json.loads(res.stdout)["findings"])
+    findings = json.loads(res.stdout)["findings"]
+    messages = " ".join(f["message"] for f in findings)
     assert "no bank file covers" in messages or "could not find physical memory" in messages
+    # absent data is said to be absent, not called corruption: the finding names the
+    # range above the last bank given
+    codes = {f["code"] for f in findings}
+    assert "RMEM-COUNT-CORRUPT" not in codes, sorted(codes)
+    (f,) = [f for f in findings if f["code"] == "RMEM-ARRAY-NOT-DUMPED"]
+    last, base = banks[1]
+    assert f"no bank covers {base + last.stat().st_size:#x}..the end of RAM" in f["message"]
+    assert "not in the dump" in f["message"] and "damaged" not in f["message"]
 
 
 def test_truncated_bank_is_named_not_silent(banks612, tmp_path: Path) -> None:

@@ -38,6 +38,30 @@ def test_count_beyond_capacity_is_corrupt() -> None:
     assert len(f) == 1 and "1000000" in f[0].message and f[0].severity == "error"
 
 
+def test_entries_not_in_the_dump_are_not_corruption() -> None:
+    """Reads of data the dump does not hold (collect/not_dumped.py marked them) give
+    RMEM-ARRAY-NOT-DUMPED; an absurd count beside them is still corruption."""
+    from rmem_inspect.collect.not_dumped import absent_address
+
+    snap = load("6.12", "baseline")
+    rm = snap.reserved_mem
+    assert rm is not None
+    err = "could not find physical memory segment: 0x7dfffed8"
+    assert absent_address(err) == ("phys", 0x7DFFFED8)
+    assert absent_address("address is not mapped: 0xdead0000") is None
+    for e in rm.entries:
+        e.name, e.error = None, err
+    rm.not_in_dump = "phys 0x7dfffed8 is in no bank file"
+    found = codes(snap)
+    assert ("RMEM-ARRAY-NOT-DUMPED", None) in found
+    assert ("RMEM-COUNT-CORRUPT", None) not in found
+    assert not any(code == "RMEM-DROPPED" for code, _region in found)
+    rm.count = 1_000_000
+    found = codes(snap)
+    assert ("RMEM-COUNT-CORRUPT", None) in found
+    assert ("RMEM-ARRAY-NOT-DUMPED", None) not in found
+
+
 def test_unreadable_entry_is_corrupt() -> None:
     snap = load("7.x", "baseline")
     assert snap.reserved_mem is not None

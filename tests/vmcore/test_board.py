@@ -17,7 +17,7 @@ import pytest
 from rmem_inspect import checks
 from rmem_inspect.collect.program import open_vmcore
 from rmem_inspect.collect.snapshot import inspect
-from rmem_inspect.formats.of_table import ElfImage, read_reservedmem_table
+from rmem_inspect.formats.of_table import open_table_image, read_reservedmem_table
 from rmem_inspect.kernel.handlers import declarations_from_config, parse_config
 from rmem_inspect.model import RmemHandler
 from rmem_inspect.preflight import preflight
@@ -242,7 +242,7 @@ def test_mt8192_names_the_kernel_it_lacks(series: str, tmp_path: Path) -> None:
         prog = open_vmcore(str(data.manifest.path("vmcore")), types="btf")
         reports.append(checks.run(inspect(prog)))
     dtb = data.manifest.path("dtb").read_bytes()
-    vmlinux = ElfImage.open(str(data.manifest.path("vmlinux")))
+    vmlinux = open_table_image(str(data.manifest.path("vmlinux")))
     reports.append(preflight(dtb, series, handlers=read_reservedmem_table(vmlinux)).report)
     config = _kernel_config(data, tmp_path)
     if config is not None:

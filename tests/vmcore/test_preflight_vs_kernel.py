@@ -15,7 +15,7 @@ import re
 import pytest
 
 from rmem_inspect import checks
-from rmem_inspect.formats.of_table import ElfImage, read_reservedmem_table
+from rmem_inspect.formats.of_table import open_table_image, read_reservedmem_table
 from rmem_inspect.model import RmemHandler
 from rmem_inspect.preflight import preflight
 from tests.conftest import MATRIX, MATRIX_IDS
@@ -52,7 +52,7 @@ def kernel_names(series: str, packages: list[dict]) -> list[str]:
 
 @functools.cache
 def _handlers(vmlinux: str) -> list[RmemHandler]:
-    return read_reservedmem_table(ElfImage.open(vmlinux))
+    return read_reservedmem_table(open_table_image(vmlinux))
 
 
 @pytest.mark.parametrize(("series", "scenario"), MATRIX, ids=MATRIX_IDS)
