@@ -39,22 +39,17 @@ The host reads the archive with :mod:`rmem_inspect.formats.pack`.
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["COLLECT_SCRIPT", "CUT_SCRIPT", "PACK_VERSION", "collect_script", "cut_script"]
 
 #: Written to ``rmem/pack`` in every archive; the reader refuses other versions.
 PACK_VERSION = 1
 
-COLLECT_SCRIPT = r"""#!/bin/sh
-# SPDX-License-Identifier: GPL-2.0-or-later
-# rmem-inspect board pack collector, pack format @PACK_VERSION@ (rmem_inspect @TOOL_VERSION@).
-# Run as root on the board: sh collect.sh [ARCHIVE] (default: the archive on stdout).
-# Reads the kernel's reserved-memory evidence; writes only ARCHIVE (or stdout). It stages
-# the files on a tmpfs it mounts under $TMPDIR (or /tmp, /data/local/tmp) and removes it,
-# restores kptr_restrict and unmounts debugfs if it mounted it, also when interrupted.
-# Then, on the host: rmem-inspect report --board-pack ARCHIVE
-out=${1:--}
-say() { printf 'rmem-collect: %s\n' "$*" >&2; }
-stage=
+#: The parts both scripts share, spliced in by :func:`_assemble`. ``@CLEANUP@``: the
+#: state a script may change and its undoing on exit or signal (a later round mounts no
+#: debugfs and leaves kptr_restrict alone: those two stay empty there).
+_CLEANUP_SH = r"""stage=
 tmpfs=
 debugfs=
 kptr=
@@ -80,11 +75,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
+"""
 
-if [ "$(id -u 2>/dev/null)" != 0 ]; then
-    say "not root: debugfs, /proc/kallsyms and /proc/kcore need root; reading what is readable"
-fi
-for base in "${TMPDIR:-}" /tmp /data/local/tmp /dev; do
+#: ``@STAGE@``: a private staging directory, on a tmpfs mounted over it where the board
+#: allows (else on the directory's own file system).
+_STAGE_SH = r"""for base in "${TMPDIR:-}" /tmp /data/local/tmp /dev; do
     if [ -z "$base" ] || [ ! -d "$base" ] || [ ! -w "$base" ]; then
         continue
     fi
@@ -99,9 +94,72 @@ fi
 if mount -t tmpfs -o size=256m,mode=0700 rmem-pack "$stage" 2>/dev/null; then
     tmpfs=$stage
 fi
-mkdir -p "$stage/rmem" "$stage/proc" "$stage/sys"
-: >"$stage/rmem/missing"
+"""
+
+#: ``@PACK@``: the archive's bookkeeping, written first.
+_PACK_SH = r""": >"$stage/rmem/missing"
 printf '%s\n' "@PACK_VERSION@" >"$stage/rmem/pack"
+"""
+
+#: ``@ARCHIVE members@``: the staged ``members`` as one tar (or cpio newc) archive.
+_ARCHIVE_SH = r"""if command -v tar >/dev/null 2>&1; then
+    if [ "$out" = - ]; then
+        (cd "$stage" && tar -cf - @MEMBERS@ 2>/dev/null)
+    else
+        (cd "$stage" && tar -cf - @MEMBERS@ 2>/dev/null) >"$out"
+    fi
+    rc=$?
+elif command -v cpio >/dev/null 2>&1; then
+    if [ "$out" = - ]; then
+        (cd "$stage" && find @MEMBERS@ | cpio -o -H newc 2>/dev/null)
+    else
+        (cd "$stage" && find @MEMBERS@ | cpio -o -H newc 2>/dev/null) >"$out"
+    fi
+    rc=$?
+else
+    say "neither tar nor cpio on this board"
+    exit 2
+fi
+if [ "$rc" != 0 ]; then
+    say "writing the archive failed"
+    exit 2
+fi
+"""
+
+
+def _assemble(template: str) -> str:
+    """``template`` with the shared parts spliced in (versions still as placeholders)."""
+    text = (
+        template.replace("@CLEANUP@\n", _CLEANUP_SH)
+        .replace("@STAGE@\n", _STAGE_SH)
+        .replace("@PACK@\n", _PACK_SH)
+    )
+    return re.sub(
+        r"^@ARCHIVE ([a-z ]+)@\n",
+        lambda m: _ARCHIVE_SH.replace("@MEMBERS@", m.group(1)),
+        text,
+        flags=re.MULTILINE,
+    )
+
+
+COLLECT_SCRIPT = _assemble(r"""#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+# rmem-inspect board pack collector, pack format @PACK_VERSION@ (rmem_inspect @TOOL_VERSION@).
+# Run as root on the board: sh collect.sh [ARCHIVE] (default: the archive on stdout).
+# Reads the kernel's reserved-memory evidence; writes only ARCHIVE (or stdout). It stages
+# the files on a tmpfs it mounts under $TMPDIR (or /tmp, /data/local/tmp) and removes it,
+# restores kptr_restrict and unmounts debugfs if it mounted it, also when interrupted.
+# Then, on the host: rmem-inspect report --board-pack ARCHIVE
+out=${1:--}
+say() { printf 'rmem-collect: %s\n' "$*" >&2; }
+@CLEANUP@
+
+if [ "$(id -u 2>/dev/null)" != 0 ]; then
+    say "not root: debugfs, /proc/kallsyms and /proc/kcore need root; reading what is readable"
+fi
+@STAGE@
+mkdir -p "$stage/rmem" "$stage/proc" "$stage/sys"
+@PACK@
 
 # miss PATH REASON: record a source that could not be read.
 miss() {
@@ -235,32 +293,11 @@ else
 fi
 rm -f "$stage/rmem/err"
 
-if command -v tar >/dev/null 2>&1; then
-    if [ "$out" = - ]; then
-        (cd "$stage" && tar -cf - rmem proc sys 2>/dev/null)
-    else
-        (cd "$stage" && tar -cf - rmem proc sys 2>/dev/null) >"$out"
-    fi
-    rc=$?
-elif command -v cpio >/dev/null 2>&1; then
-    if [ "$out" = - ]; then
-        (cd "$stage" && find rmem proc sys | cpio -o -H newc 2>/dev/null)
-    else
-        (cd "$stage" && find rmem proc sys | cpio -o -H newc 2>/dev/null) >"$out"
-    fi
-    rc=$?
-else
-    say "neither tar nor cpio on this board"
-    exit 2
-fi
-if [ "$rc" != 0 ]; then
-    say "writing the archive failed"
-    exit 2
-fi
+@ARCHIVE rmem proc sys@
 n=$(wc -l <"$stage/rmem/missing")
 say "done; $((n)) sources unreadable (listed in the archive's rmem/missing)"
 exit 0
-"""
+""")
 
 
 def collect_script() -> str:
@@ -273,47 +310,17 @@ def collect_script() -> str:
 
 
 #: A later round (``collect-script --from PACKS``): pieces of /proc/kcore, cut by ``dd``.
-CUT_SCRIPT = r"""#!/bin/sh
+CUT_SCRIPT = _assemble(r"""#!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-or-later
 # rmem-inspect board pack round @ROUND@: @COUNT@ pieces of /proc/kcore (@BYTES@ bytes), pack
 # format @PACK_VERSION@ (rmem_inspect @TOOL_VERSION@), computed from the packs of this boot.
 # Run as root on the same boot: sh round@ROUND@.sh [ARCHIVE] (default: stdout).
 out=${1:--}
 say() { printf 'rmem-collect: %s\n' "$*" >&2; }
-stage=
-tmpfs=
-# shellcheck disable=SC2317  # called from the traps below
-cleanup() {
-    if [ -n "$tmpfs" ]; then
-        umount "$tmpfs" 2>/dev/null
-        tmpfs=
-    fi
-    if [ -n "$stage" ]; then
-        rm -rf "$stage"
-        stage=
-    fi
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
-for base in "${TMPDIR:-}" /tmp /data/local/tmp /dev; do
-    if [ -z "$base" ] || [ ! -d "$base" ] || [ ! -w "$base" ]; then
-        continue
-    fi
-    stage="$base/rmem-pack.$$"
-    mkdir -m 700 "$stage" 2>/dev/null && break
-    stage=
-done
-if [ -z "$stage" ]; then
-    say "no writable directory for staging (tried \$TMPDIR, /tmp, /data/local/tmp, /dev)"
-    exit 2
-fi
-if mount -t tmpfs -o size=256m,mode=0700 rmem-pack "$stage" 2>/dev/null; then
-    tmpfs=$stage
-fi
+@CLEANUP@
+@STAGE@
 mkdir -p "$stage/rmem" "$stage/kcore"
-: >"$stage/rmem/missing"
-printf '%s\n' "@PACK_VERSION@" >"$stage/rmem/pack"
+@PACK@
 printf '%s\n' "@ROUND@" >"$stage/rmem/round@ROUND@"
 if ! command -v dd >/dev/null 2>&1; then
     printf '%s\t%s\n' /proc/kcore "no dd on this board to cut it (busybox dd, toybox dd)" \
@@ -332,32 +339,11 @@ if command -v dd >/dev/null 2>&1; then
 @CUTS@
 fi
 rm -f "$stage/rmem/err"
-if command -v tar >/dev/null 2>&1; then
-    if [ "$out" = - ]; then
-        (cd "$stage" && tar -cf - rmem kcore 2>/dev/null)
-    else
-        (cd "$stage" && tar -cf - rmem kcore 2>/dev/null) >"$out"
-    fi
-    rc=$?
-elif command -v cpio >/dev/null 2>&1; then
-    if [ "$out" = - ]; then
-        (cd "$stage" && find rmem kcore | cpio -o -H newc 2>/dev/null)
-    else
-        (cd "$stage" && find rmem kcore | cpio -o -H newc 2>/dev/null) >"$out"
-    fi
-    rc=$?
-else
-    say "neither tar nor cpio on this board"
-    exit 2
-fi
-if [ "$rc" != 0 ]; then
-    say "writing the archive failed"
-    exit 2
-fi
+@ARCHIVE rmem kcore@
 n=$(wc -l <"$stage/rmem/missing")
 say "round @ROUND@ done; $((n)) pieces unreadable (listed in the archive's rmem/missing)"
 exit 0
-"""
+""")
 
 
 def cut_script(number: int, cuts: list[tuple[int, int, int]]) -> str:
