@@ -46,7 +46,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -119,6 +119,19 @@ def _capture(guest: Guest, out: Path, banks: list[Bank]) -> None:
         (out / (name + ".part")).replace(out / name)
 
 
+@dataclass(frozen=True)
+class _Described:
+    """What a set's record says before its boot is checked."""
+
+    arch: str
+    series: str
+    scenario: str
+    #: The reference dump, relative to the set's directory, and what kind it is.
+    reference: str
+    reference_kind: str
+    vmlinux: str
+
+
 def _finish(
     out: Path,
     banks: list[Bank],
@@ -126,7 +139,13 @@ def _finish(
     reference: Path,
     ref_dmesg: str,
     what: str,
-) -> tuple[list[int], list[str], bool, list[list[int]]]:
+    described: _Described,
+    guest: Guest,
+    timings: tuple[float, float],
+    key: str,
+) -> RamdumpSet:
+    """Check the saved banks and ELF of ``out``, compare the VMCOREINFO found in RAM
+    with ``reference``'s, write load.cmm and the wiped copy: the set's record."""
     check_same_bytes(out / "qemu.elf", out, banks)
     if read_elf(str(out / "qemu.elf")).vmcoreinfo is not None:
         raise BuildError(f"{out / 'qemu.elf'} has a VMCOREINFO note: QEMU had -device vmcoreinfo?")
@@ -139,7 +158,29 @@ def _finish(
     rmem_equal = rmem_lines((out / "dmesg.txt").read_text()) == rmem_lines(ref_dmesg)
     (out / "load.cmm").write_text(load_cmm(banks, what))
     ranges = wipe(out, banks, texts, what)
-    return [t[0] for t in texts], differs, rmem_equal, ranges
+    return RamdumpSet(
+        arch=described.arch,
+        series=described.series,
+        scenario=described.scenario,
+        release=release,
+        banks=[asdict(b) for b in banks],
+        load_cmm="load.cmm",
+        qemu_elf="qemu.elf",
+        reference=described.reference,
+        reference_kind=described.reference_kind,
+        vmlinux=described.vmlinux,
+        vmcoreinfo_at=[t[0] for t in texts],
+        vmcoreinfo_differs=differs,
+        rmem_log_equal=rmem_equal,
+        wiped="wiped",
+        wiped_ranges=ranges,
+        files={},
+        qemu_command=guest.command,
+        boot_seconds=timings[0],
+        dump_seconds=timings[1],
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        key=key,
+    )
 
 
 def _boot(guest: Guest, out: Path, banks: list[Bank]) -> tuple[float, float, str]:
@@ -207,32 +248,26 @@ def build_arm64(
         del guest.command[i - 1 : i + 1]  # no -device vmcoreinfo: no note in the ELF
         log(f"{tag} booting {kernel.release} without -device vmcoreinfo")
         boot_s, dump_s, _text = _boot(guest, out, banks)
-        what = f"{kernel.release} booted with the {scenario} scenario"
-        at, differs, rmem_equal, ranges = _finish(
-            out, banks, kernel.release, ref.path("vmcore"), ref.path("dmesg").read_text(), what
+        described = _Described(
+            "arm64",
+            kernel.series,
+            scenario,
+            os.path.relpath(ref.path("vmcore"), out),
+            "factory-elf",
+            os.path.relpath(ref.path("vmlinux"), out),
         )
-        rs = RamdumpSet(
-            arch="arm64",
-            series=kernel.series,
-            scenario=scenario,
-            release=kernel.release,
-            banks=[asdict(b) for b in banks],
-            load_cmm="load.cmm",
-            qemu_elf="qemu.elf",
-            reference=os.path.relpath(ref.path("vmcore"), out),
-            reference_kind="factory-elf",
-            vmlinux=os.path.relpath(ref.path("vmlinux"), out),
-            vmcoreinfo_at=at,
-            vmcoreinfo_differs=differs,
-            rmem_log_equal=rmem_equal,
-            wiped="wiped",
-            wiped_ranges=ranges,
-            files={},
-            qemu_command=guest.command,
-            boot_seconds=boot_s,
-            dump_seconds=dump_s,
-            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            key=key,
+        what = f"{kernel.release} booted with the {scenario} scenario"
+        rs = _finish(
+            out,
+            banks,
+            kernel.release,
+            ref.path("vmcore"),
+            ref.path("dmesg").read_text(),
+            what,
+            described,
+            guest,
+            (boot_s, dump_s),
+            key,
         )
         return _record(out, rs, banks, log, tag)
 
@@ -278,32 +313,26 @@ def build_board(
         else:
             kdump_layout64(out / "qemu.elf", ref, k)
         subprocess.run(["fallocate", "--dig-holes", str(ref)], check=False)
-        what = f"{k['release']} ({arch}) booted with the {scenario} scenario"
-        at, differs, rmem_equal, ranges = _finish(
-            out, banks, k["release"], ref, Path(today.dmesg).read_text(), what
+        described = _Described(
+            board.arch,
+            "6.12",
+            scenario,
+            "reference.elf",
+            "kdump-layout-same-boot",
+            os.path.relpath(k["vmlinux"], out),
         )
-        rs = RamdumpSet(
-            arch=board.arch,
-            series="6.12",
-            scenario=scenario,
-            release=k["release"],
-            banks=[asdict(b) for b in banks],
-            load_cmm="load.cmm",
-            qemu_elf="qemu.elf",
-            reference="reference.elf",
-            reference_kind="kdump-layout-same-boot",
-            vmlinux=os.path.relpath(k["vmlinux"], out),
-            vmcoreinfo_at=at,
-            vmcoreinfo_differs=differs,
-            rmem_log_equal=rmem_equal,
-            wiped="wiped",
-            wiped_ranges=ranges,
-            files={},
-            qemu_command=guest.command,
-            boot_seconds=boot_s,
-            dump_seconds=dump_s,
-            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            key=key,
+        what = f"{k['release']} ({arch}) booted with the {scenario} scenario"
+        rs = _finish(
+            out,
+            banks,
+            k["release"],
+            ref,
+            Path(today.dmesg).read_text(),
+            what,
+            described,
+            guest,
+            (boot_s, dump_s),
+            key,
         )
         rs = _record(out, rs, banks, log, tag)
         rs.files["reference.elf"] = file_facts(ref)
