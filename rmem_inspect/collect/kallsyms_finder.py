@@ -30,10 +30,19 @@ from rmem_inspect.formats.kallsyms import (
 )
 from rmem_inspect.formats.proc_kallsyms import ProcKallsyms
 
-__all__ = ["NOTE_KEY", "PROC_KALLSYMS", "install_kallsyms", "vmcoreinfo"]
+__all__ = [
+    "NOTE_KEY",
+    "PROC_KALLSYMS",
+    "TABLE_KEY",
+    "install_kallsyms",
+    "symbols_with_prefix",
+    "vmcoreinfo",
+]
 
 #: ``prog.cache`` key of one sentence saying how kallsyms was read.
 NOTE_KEY = "rmem_inspect.kallsyms"
+#: ``prog.cache`` key of the kallsyms table the finder searches (absent with drgn's loader).
+TABLE_KEY = "rmem_inspect.kallsyms_table"
 PROC_KALLSYMS = "/proc/kallsyms"
 
 
@@ -136,4 +145,20 @@ def install_kallsyms(prog: Program) -> str:
         note = f"symbols: drgn's kallsyms loader (every name decoded), because {why}"
     if isinstance(getattr(prog, "cache", None), dict):
         prog.cache[NOTE_KEY] = note
+        if table is not None:
+            prog.cache[TABLE_KEY] = table
     return note
+
+
+def symbols_with_prefix(prog: Program, prefix: str) -> list[Symbol]:
+    """Every symbol of ``prog`` whose name starts with ``prefix``. drgn's finders answer
+    a name or an address, not a prefix: with :func:`install_kallsyms`'s table, only the
+    matching names are decoded; otherwise every symbol is listed and filtered."""
+    cache = getattr(prog, "cache", None)
+    table = cache.get(TABLE_KEY) if isinstance(cache, dict) else None
+    if isinstance(table, (Kallsyms, ProcKallsyms)):
+        try:
+            return [_symbol(s) for s in table.with_prefix(prefix)]
+        except KallsymsError as e:  # as the finder does: drgn's error, one line
+            raise LookupError(f"kallsyms: {e}") from None
+    return [s for s in prog.symbols() if s.name.startswith(prefix)]

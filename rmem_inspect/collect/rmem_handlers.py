@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import drgn
 
+from rmem_inspect.collect.kallsyms_finder import symbols_with_prefix
 from rmem_inspect.formats.elf import ElfError
 from rmem_inspect.formats.of_table import open_table_image, read_reservedmem_table
 from rmem_inspect.kernel.handlers import DECLARATIONS
@@ -57,8 +58,8 @@ def _from_kallsyms(prog: drgn.Program) -> list[RmemHandler]:
     end = prog.symbols(SENTINEL)[0].address
     entries = sorted(
         (s.address, s.name.removeprefix(PREFIX))
-        for s in prog.symbols()
-        if s.name.startswith(PREFIX) and start <= s.address < end
+        for s in symbols_with_prefix(prog, PREFIX)
+        if start <= s.address < end
     )
     # .data is the ops struct when reserved_mem_ops has node_init (7.1+), else the init
     # function (include/linux/of_reserved_mem.h)

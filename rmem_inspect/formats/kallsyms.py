@@ -416,6 +416,31 @@ class Kallsyms:
             last += 1
         return [self.symbol(self._seq(k)) for k in range(first, last + 1)]
 
+    def with_prefix(self, prefix: str) -> list[KallsymsSymbol]:
+        """Every symbol whose name starts with ``prefix``, in name order: the names are
+        sorted in kallsyms_seqs_of_names (scripts/kallsyms.c sort_symbols_by_name()), so
+        a binary search for the first name not below ``prefix``, then the names after it
+        while they match; only those names are decoded."""
+        key = prefix.encode()
+        lo, hi = 0, self.count
+        for _ in range(64):  # log2(MAX_SYMS) + slack: a bound, never a hang
+            if lo >= hi:
+                break
+            mid = (lo + hi) // 2
+            if self._raw_name(self._seq(mid))[1:] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        else:
+            raise KallsymsError("kallsyms_seqs_of_names is not in name order")
+        out = []
+        for k in range(lo, self.count):
+            seq = self._seq(k)
+            if not self._raw_name(seq)[1:].startswith(key):
+                break
+            out.append(self.symbol(seq))
+        return out
+
     def __iter__(self) -> Iterator[KallsymsSymbol]:
         """Every symbol in address order (decodes everything: for listing only)."""
         for i in range(self.count):

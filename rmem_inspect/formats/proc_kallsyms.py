@@ -73,6 +73,22 @@ class ProcKallsyms:
             at = self._text.find(needle, at + 1)
         return out
 
+    def with_prefix(self, prefix: str) -> list[KallsymsSymbol]:
+        """Every line whose symbol name starts with ``prefix``, in file order."""
+        needle = b" " + prefix.encode()
+        out = []
+        at = self._text.find(needle)
+        while at >= 0:
+            start = self._text.rfind(b"\n", 0, at) + 1
+            end = self._text.find(b"\n", at)
+            line = self._text[at : end if end >= 0 else len(self._text)]
+            # the name is the line's third field; "NAME\t[MODULE]" is a module's symbol,
+            # left out as lookup() and drgn leave it out
+            if at - start >= 2 and self._text[at - 2 : at - 1] == b" " and b"\t" not in line:
+                out.append(self._symbol(start))
+            at = self._text.find(needle, at + 1)
+        return out
+
     def at_address(self, address: int) -> KallsymsSymbol | None:
         """The symbol containing ``address``: bisection over byte positions, each
         probe reading the line it lands in."""

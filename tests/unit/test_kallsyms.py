@@ -72,6 +72,33 @@ def test_every_name_by_binary_search(fixture: Fixture) -> None:
     assert 0 < sum(read) < names_size
 
 
+def _prefixes(fx: Fixture) -> list[str]:
+    """Prefixes to search: the OF tables' one (the handlers collector's), some names'
+    first letters, a whole name, one that sorts after every name, one nothing has."""
+    names = sorted({n for n, _a, _s in fx.symbols})
+    return ["__of_table_", "__", names[0][:3], names[len(names) // 2][:5], names[-1],
+            names[-1] + "~", "no_such_prefix_in_any_kernel"]  # fmt: skip
+
+
+def test_names_by_prefix(fixture: Fixture) -> None:
+    ks = _reader(fixture)
+    for prefix in _prefixes(fixture):
+        want = sorted(s for s in fixture.symbols if s[0].startswith(prefix))
+        got = sorted((s.name, s.address, s.size) for s in ks.with_prefix(prefix))
+        assert got == want, prefix
+    # a prefix search reads a few blocks of names, not the table
+    read: list[int] = []
+
+    def counting(address: int, size: int) -> bytes:
+        read.append(size)
+        return fixture.read(address, size)
+
+    fresh = Kallsyms(counting, fixture.listed, fixture.stext)
+    read.clear()
+    fresh.with_prefix("__of_table_")
+    assert 0 < sum(read) < fresh.at["markers"] - fresh.at["names"]
+
+
 def test_every_address(fixture: Fixture) -> None:
     ks = _reader(fixture)
     for name, address, size in fixture.symbols:
@@ -143,6 +170,14 @@ def test_proc_kallsyms(fixture: Fixture) -> None:
         if size:
             assert hit is not None and (hit.name, hit.address) == (name, address)
     assert [(s.name, s.address, s.size) for s in pk] == fixture.symbols
+
+
+def test_proc_kallsyms_by_prefix(fixture: Fixture) -> None:
+    pk = ProcKallsyms(_proc_text(fixture))
+    for prefix in _prefixes(fixture):
+        want = [s for s in fixture.symbols if s[0].startswith(prefix)]
+        assert [(s.name, s.address, s.size) for s in pk.with_prefix(prefix)] == want, prefix
+    assert pk.with_prefix("help") == []  # a module's symbol, left out as lookup() does
 
 
 def test_proc_kallsyms_refuses_garbage() -> None:

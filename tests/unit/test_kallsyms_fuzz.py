@@ -36,6 +36,7 @@ def _exercise(read: Callable[[int, int], bytes], fx: Fixture, listed: dict[str, 
         ks = Kallsyms(read, listed, fx.stext)
         for name, address, _ in fx.symbols[::97]:
             ks.lookup(name)
+            ks.with_prefix(name[:3])
             ks.at_address(address)
         for i in range(0, min(ks.count, 4096), 61):
             ks.symbol(i)
@@ -118,6 +119,7 @@ def test_proc_kallsyms_garbage(text: bytes, address: int) -> None:
     try:
         pk = ProcKallsyms(text)
         pk.lookup("a")
+        pk.with_prefix("a")
         pk.at_address(address)
     except KallsymsError as e:
         assert str(e) and "\n" not in str(e)

@@ -3,8 +3,9 @@
 The kallsyms reader against drgn's own kallsyms loader on the real dump of each
 series: every symbol (name, address, size) in address order, every name of a
 sample found by the binary search over kallsyms_seqs_of_names, the symbol at
-addresses across the kernel; and the committed unit-test fixtures
-(tests/unit/kallsyms_fixtures.py) are what cutting the dumps gives today.
+addresses across the kernel, the symbols of a name prefix (the OF tables'); and
+the committed unit-test fixtures (tests/unit/kallsyms_fixtures.py) are what cutting
+the dumps gives today.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import drgn
 import pytest
 from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
 
-from rmem_inspect.collect.kallsyms_finder import install_kallsyms
+from rmem_inspect.collect.kallsyms_finder import install_kallsyms, symbols_with_prefix
 from tests.dumps import manifest_for
 from tests.unit.kallsyms_fixtures import SERIES, Fixture, cut, load
 
@@ -55,3 +56,23 @@ def test_every_symbol_equals_drgns_loader(series: str) -> None:
             assert not want_one, hex(address)
             continue
         assert want_one and (got.name, got.address) == (want_one[0].name, want_one[0].address)
+
+
+@pytest.mark.parametrize("series", [s for s in SERIES if s != "6.1"])
+def test_names_by_prefix_equal_drgns_loader(series: str) -> None:
+    """The prefix search (collect/rmem_handlers.py: the ``__of_table_`` symbols) finds
+    exactly what filtering drgn's full list finds, on the whole table of a real dump
+    (6.1 lists no data symbols: no ``__of_table_`` to find)."""
+    m = manifest_for(series, "baseline")
+    prog = drgn.Program()
+    prog.set_core_dump(str(m.path("vmcore")))
+    install_kallsyms(prog)
+    every = load_vmlinux_kallsyms(prog)(prog, None, None, False)
+    rng = random.Random(26)
+    prefixes = ["__of_table_", "__reservedmem_of", "rmem_", "__", "zzz_none"]
+    prefixes += [s.name[:4] for s in rng.sample(every, 20)]
+    for prefix in prefixes:
+        want = sorted((s.name, s.address, s.size) for s in every if s.name.startswith(prefix))
+        got = sorted((s.name, s.address, s.size) for s in symbols_with_prefix(prog, prefix))
+        assert got == want, prefix
+    assert any(s.name == "__of_table_cma" for s in symbols_with_prefix(prog, "__of_table_"))
