@@ -201,7 +201,8 @@ def _parse(
         if need_symtab:
             raise ElfError("no symbol table (.symtab): a stripped vmlinux")
         return img
-    _symbols(img, m, e, wide, symtab, wanted)
+    if wanted:  # a pass over every symtab entry (~150,000 in a distribution vmlinux)
+        _symbols(img, m, e, wide, symtab, wanted)
     if all_symbols:
         _all_symbols(img, m, e, wide, symtab)
     return img
