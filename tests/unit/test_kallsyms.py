@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import struct
+from collections.abc import Callable
 
 import pytest
 
@@ -59,17 +60,22 @@ def test_every_name_by_binary_search(fixture: Fixture) -> None:
         assert sorted((s.address, s.size) for s in ks.lookup(name)) == sorted(want), name
     assert ks.lookup("no_such_symbol_in_any_kernel") == []
     # a lookup reads a few blocks of names, not the table
+    read, names_size = _bytes_read(fixture, lambda ks: ks.lookup(fixture.symbols[-1][0]))
+    assert 0 < read < names_size
+
+
+def _bytes_read(fx: Fixture, search: Callable[[Kallsyms], object]) -> tuple[int, int]:
+    """(bytes a fresh reader reads for ``search``, the size of kallsyms_names)."""
     read: list[int] = []
 
     def counting(address: int, size: int) -> bytes:
         read.append(size)
-        return fixture.read(address, size)
+        return fx.read(address, size)
 
-    fresh = Kallsyms(counting, fixture.listed, fixture.stext)
+    fresh = Kallsyms(counting, fx.listed, fx.stext)
     read.clear()
-    fresh.lookup(fixture.symbols[-1][0])
-    names_size = fresh.at["markers"] - fresh.at["names"]
-    assert 0 < sum(read) < names_size
+    search(fresh)
+    return sum(read), fresh.at["markers"] - fresh.at["names"]
 
 
 def _prefixes(fx: Fixture) -> list[str]:
@@ -87,16 +93,8 @@ def test_names_by_prefix(fixture: Fixture) -> None:
         got = sorted((s.name, s.address, s.size) for s in ks.with_prefix(prefix))
         assert got == want, prefix
     # a prefix search reads a few blocks of names, not the table
-    read: list[int] = []
-
-    def counting(address: int, size: int) -> bytes:
-        read.append(size)
-        return fixture.read(address, size)
-
-    fresh = Kallsyms(counting, fixture.listed, fixture.stext)
-    read.clear()
-    fresh.with_prefix("__of_table_")
-    assert 0 < sum(read) < fresh.at["markers"] - fresh.at["names"]
+    read, names_size = _bytes_read(fixture, lambda ks: ks.with_prefix("__of_table_"))
+    assert 0 < read < names_size
 
 
 def test_every_address(fixture: Fixture) -> None:
